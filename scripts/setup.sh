@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install what iotbuild needs on Debian 12 (run as root): Debian tools, then a venv with the package.
+#   scripts/setup.sh          tools for building
+#   scripts/setup.sh --test   also the independent checkers the tests use and the test extras
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+want_tests=0
+[ "${1:-}" = "--test" ] && want_tests=1
+
+export DEBIAN_FRONTEND=noninteractive
+apt_pkgs=(python3 python3-venv python3-pip ca-certificates openssl)
+# independent checkers: cabextract, gcab, osslsigncode (>= 2.8 lists and verifies catalogs: backports)
+apt_pkgs+=(gcab cabextract)
+
+sudo_=""
+[ "$(id -u)" -ne 0 ] && sudo_="sudo"
+
+need_apt=0
+for p in "${apt_pkgs[@]}" osslsigncode; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt=1
+done
+ossl_ok() { command -v osslsigncode >/dev/null && dpkg --compare-versions \
+    "$(dpkg-query -W -f='${Version}' osslsigncode 2>/dev/null || echo 0)" ge 2.8; }
+ossl_ok || need_apt=1
+
+if [ "$need_apt" = 1 ]; then
+    if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+            | $sudo_ tee /etc/apt/sources.list.d/iotbuild-backports.sources >/dev/null
+    fi
+    $sudo_ apt-get update -qq
+    $sudo_ apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+    $sudo_ apt-get install -y -qq --no-install-recommends -t bookworm-backports osslsigncode >/dev/null
+fi
+
+cd "$here"
+if [ ! -x .venv/bin/python ]; then
+    /usr/bin/python3 -m venv .venv
+fi
+extras=""
+[ "$want_tests" = 1 ] && extras="[test]"
+.venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v "is ignored: it is neither" || true
+.venv/bin/python -c "import iotbuild" 
+echo "setup: ok ($(.venv/bin/python --version), osslsigncode $(osslsigncode --version 2>&1 | head -1 | awk '{print $2}'))"

@@ -1,0 +1,1 @@
+"""Pure readers and writers of one binary format each; no workspace, feature or product knowledge here."""
