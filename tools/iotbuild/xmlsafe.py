@@ -30,6 +30,7 @@ def parse(path: str | os.PathLike[str], *, what: str = "XML file") -> etree._Ele
 
 
 def parse_bytes(data: bytes, *, path: str | os.PathLike[str], what: str = "XML file") -> etree._Element:
+    _refuse_doctype(data, path, what)
     try:
         tree = etree.fromstring(data, parser()).getroottree()
     except etree.XMLSyntaxError as e:
@@ -41,14 +42,19 @@ def parse_bytes(data: bytes, *, path: str | os.PathLike[str], what: str = "XML f
         raise InputError(f"{what} is not well-formed XML: {msg}", path=path, line=line,
                          hint="fix the XML syntax at that line") from None
     if tree.docinfo.doctype:
-        line = 1
-        for lineno, text in enumerate(data.splitlines(), 1):
-            if b"<!DOCTYPE" in text:
-                line = lineno
-                break
-        raise InputError(f"{what} has a DOCTYPE declaration", path=path, line=line,
-                         hint="remove the <!DOCTYPE …> block; DTDs and entities are not allowed in build inputs")
+        _refuse_doctype(b"<!DOCTYPE", path, what)
     return tree.getroot()
+
+
+def _refuse_doctype(data: bytes, path, what: str) -> None:
+    """DTDs are where entity attacks (billion laughs, external files) live; build inputs never need one."""
+    probe = data if data[:2] not in (b"\xff\xfe", b"\xfe\xff") else data.decode("utf-16", "replace").encode()
+    idx = probe.find(b"<!DOCTYPE")
+    if idx < 0:
+        return
+    line = probe.count(b"\n", 0, idx) + 1
+    raise InputError(f"{what} has a DOCTYPE declaration", path=path, line=line,
+                     hint="remove the <!DOCTYPE …> block; DTDs and entities are not allowed in build inputs")
 
 
 def localname(el: etree._Element) -> str:

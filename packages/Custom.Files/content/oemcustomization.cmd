@@ -1,0 +1,3 @@
+@echo off
+REM runs on every boot (sample)
+exit /b 0

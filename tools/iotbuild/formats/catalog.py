@@ -1,0 +1,168 @@
+"""Catalog (``.cat``) files: a signed Certificate Trust List of member file hashes, as pkggen's content.cat.
+
+Reference: cab-authenticode-registry.md §2.5 ("Catalog files" and "How pkggen builds content.cat"). pkggen
+writes a CDF with ``CatalogVersion=2`` / ``HashAlgorithms=SHA256``, two catalog attributes (``OSAttr``,
+``PackageName``) and one ``<HASH>`` line per non-empty package file, runs makecat and signs the result. This
+module produces the same CTL directly and signs it with :func:`iotbuild.formats.authenticode.build_signed_data`
+(eContentType szOID_CTL): no makecat, no signtool.
+
+Each member: subjectIdentifier = the member hash as upper-case hex, UTF-16LE, NUL-terminated (the ``<HASH>`` tag);
+attributes CAT_MEMBERINFO2 and SPC_INDIRECT_DATA (type …2.1.25, the obsolete file link, SHA-256 DigestInfo).
+Members are sorted by tag so that the same files always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from asn1crypto import core
+
+from ..errors import FormatError, InputError, SigningError
+from . import asn1_ms as ms
+from .authenticode import (AnyCertificate, SignatureInfo, SignerLike, build_signed_data, cab_indirect_data,
+                           verify_signed_data)
+
+OS_ATTR = "2:6.1,2:6.0,2:5.2,2:5.1"  # pkggen's CATATTR1 (Windows 7 / 8 / 2003 / XP kernel versions)
+ATTR_FLAGS = 0x00010001              # CRYPTCAT_ATTR_DATAASCII | CRYPTCAT_ATTR_NAMEASCII, as in pkggen's CDF
+# CAT_MEMBERINFO2 value: a context [2] element with no content, as makecat writes for CatalogVersion 2.
+_MEMBERINFO2_VALUE = b"\x82\x00"
+_HEX64 = re.compile(r"[0-9A-F]{64}")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, order=True)
+class CatalogMember:
+    """One ``<HASH>`` member: ``tag_hex`` is what Windows looks the file up by; ``digest`` what it must hash to."""
+
+    tag_hex: str   # upper-case hex SHA-256
+    digest: bytes  # 32 bytes
+
+    def __post_init__(self) -> None:
+        if not _HEX64.fullmatch(self.tag_hex):
+            raise ValueError(f"catalog member tag {self.tag_hex!r} is not 64 upper-case hex digits")
+        if len(self.digest) != 32:
+            raise ValueError(f"catalog member digest has {len(self.digest)} bytes, not 32 (SHA-256)")
+
+    @classmethod
+    def from_digest(cls, digest: bytes) -> CatalogMember:
+        return cls(digest.hex().upper(), digest)
+
+    @classmethod
+    def for_file(cls, path: Path) -> CatalogMember:
+        """A flat-file member: the plain SHA-256 of the file, read in 1 MiB chunks."""
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+        return cls.from_digest(h.digest())
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A parsed catalog whose signature has been checked (trust only if roots were given)."""
+
+    members: tuple[CatalogMember, ...]
+    member_digests: frozenset[bytes]
+    attributes: dict[str, str]
+    list_identifier: bytes
+    this_update: datetime
+    signature: SignatureInfo
+
+
+def _name_value(tag: str, value: str, flags: int = ATTR_FLAGS) -> ms.CatalogNameValue:
+    return ms.CatalogNameValue({"tag": tag, "flags": flags, "value": value.encode("utf-16-le") + b"\0\0"})
+
+
+def build_catalog(members: Iterable[CatalogMember], *, package_name: str, signer: SignerLike,
+                  signing_time: datetime, list_identifier: bytes, os_attr: str = OS_ATTR) -> bytes:
+    """DER of a signed CatalogVersion 2 (SHA-256) catalog listing ``members``.
+
+    ``list_identifier`` (16 bytes) is the catalog's GUID; pass one derived from the package identity so that
+    rebuilds are identical. ``signing_time`` is also the CTL's thisUpdate. Identical members are listed once
+    (makecat does the same for two files with the same content).
+    """
+    if len(list_identifier) != 16:
+        raise ValueError("list_identifier must be 16 bytes (a GUID)")
+    unique = sorted(set(members))
+    for a, b in zip(unique, unique[1:]):
+        if a.tag_hex == b.tag_hex:
+            raise InputError(f"catalog member {a.tag_hex} is listed with two different digests")
+    subjects = []
+    for m in unique:
+        memberinfo2 = ms.CtlAttribute({"type": ms.CAT_MEMBERINFO2_OID,
+                                       "values": ms.SetOfAny([core.Any.load(_MEMBERINFO2_VALUE)])})
+        indirect = ms.CtlAttribute({"type": ms.SPC_INDIRECT_DATA_OID, "values": [cab_indirect_data(m.digest)]})
+        subjects.append({"subject_identifier": m.tag_hex.encode("utf-16-le") + b"\0\0",
+                         "subject_attributes": [memberinfo2, indirect]})
+    when = signing_time.astimezone(timezone.utc).replace(microsecond=0)
+    extensions = [{"extn_id": ms.CAT_NAMEVALUE_OID, "extn_value": _name_value(tag, value).dump()}
+                  for tag, value in (("OSAttr", os_attr), ("PackageName", package_name))]
+    ctl = ms.CertificateTrustList({
+        "subject_usage": [ms.CATALOG_LIST_OID],
+        "list_identifier": list_identifier,
+        "this_update": {"utc_time" if 1950 <= when.year < 2050 else "general_time": when},
+        "subject_algorithm": {"algorithm": ms.CATALOG_LIST_MEMBER2_OID, "parameters": core.Null()},
+        "trusted_subjects": subjects,
+        "extensions": extensions,
+    })
+    return build_signed_data(ms.CTL_OID, ctl, signer, signing_time)
+
+
+def read_catalog(data: bytes, *, trusted_roots: Sequence[AnyCertificate] = (),
+                 path: str | None = None) -> Catalog:
+    """Parse a signed catalog and check its signature (and the chain against ``trusted_roots`` if given)."""
+    try:
+        signature, ctl = verify_signed_data(data, content_type_oid=ms.CTL_OID, trusted_roots=trusted_roots)
+        members = [_member(s) for s in ctl["trusted_subjects"]] if ctl["trusted_subjects"].native else []
+        attributes = {}
+        for ext in ctl["extensions"] if ctl["extensions"].native else []:
+            if ext["extn_id"].dotted == ms.CAT_NAMEVALUE_OID:
+                nv = ms.CatalogNameValue.load(ext["extn_value"].native)
+                attributes[nv["tag"].native] = _utf16z(nv["value"].native)
+        result = Catalog(
+            members=tuple(sorted(m for m in members if m is not None)),
+            member_digests=frozenset(m.digest for m in members if m is not None),
+            attributes=attributes, list_identifier=ctl["list_identifier"].native or b"",
+            this_update=ctl["this_update"].native, signature=signature)
+    except FormatError as e:
+        raise e.with_path(path) if path else e from None
+    except SigningError as e:
+        e.path = e.path or path
+        raise
+    except (ValueError, TypeError, KeyError) as e:
+        raise FormatError(f"catalog is not a valid CTL: {e}", path=path) from None
+    return result
+
+
+def verify_catalog(data: bytes, trusted_roots: Sequence[AnyCertificate], *, path: str | None = None) -> Catalog:
+    """:func:`read_catalog` that also requires the chain to end in one of ``trusted_roots``."""
+    if not trusted_roots:
+        raise ValueError("verify_catalog needs at least one trusted root")
+    return read_catalog(data, trusted_roots=trusted_roots, path=path)
+
+
+def _utf16z(raw: bytes) -> str:
+    return raw.decode("utf-16-le", "replace").rstrip("\0")
+
+
+def _member(subject: ms.TrustedSubject) -> CatalogMember | None:
+    """The member's tag and SHA-256; None for entries without a SHA-256 SPC_INDIRECT_DATA (e.g. SHA-1 twins)."""
+    ident = subject["subject_identifier"].native
+    try:
+        tag = _utf16z(ident) if len(ident) == 130 else ident.hex().upper()
+    except UnicodeDecodeError:
+        tag = ident.hex().upper()
+    attrs = subject["subject_attributes"]
+    for attr in attrs if attrs.native else []:
+        if attr["type"].dotted != ms.SPC_INDIRECT_DATA_OID:
+            continue
+        for value in attr["values"]:
+            info = value["message_digest"]
+            if info["digest_algorithm"]["algorithm"].dotted == ms.SHA256_OID and _HEX64.fullmatch(tag):
+                return CatalogMember(tag, info["digest"].native)
+    return None

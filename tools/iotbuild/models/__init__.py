@@ -1,0 +1,1 @@
+"""Parse and validate XML (and INF) inputs into dataclasses; every error carries file:line and a fix."""

@@ -1,0 +1,9 @@
+"""Invoke tasks named like the kit's commands. Thin: parse arguments, call one stage, map errors to exits."""
+
+from invoke import Collection
+
+from . import pkg
+
+ns = Collection()
+for _t in (pkg.buildpkg, pkg.verifycab, pkg.preparesamples):
+    ns.add_task(_t)
