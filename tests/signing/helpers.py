@@ -112,6 +112,14 @@ def osslsigncode_verify(path: Path, cafile: Path, *extra: str) -> OsslResult:
     return OsslResult(proc.returncode, proc.stdout + proc.stderr)
 
 
+def osslsigncode_at_least(*version: int) -> bool:
+    """Like conftest.osslsigncode_version, but tolerant of the comma in "osslsigncode 2.9, using:"."""
+    require_tool("osslsigncode")
+    out = subprocess.run(["osslsigncode", "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"osslsigncode (\d+(?:\.\d+)*)", out)
+    return found is not None and tuple(int(p) for p in found.group(1).split(".")) >= version
+
+
 def openssl_asn1parse(der: bytes, tmp_path: Path) -> str:
     require_tool("openssl")
     blob = tmp_path / "blob.der"

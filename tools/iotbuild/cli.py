@@ -28,3 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     program = Program(namespace=Collection.from_module(sys.modules["iotbuild.tasks"]) if ns is None else ns,
                       version=__version__, name="iotbuild", binary="iotbuild")
     program.run(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -83,9 +83,17 @@ def build_catalog(members: Iterable[CatalogMember], *, package_name: str, signer
     """DER of a signed CatalogVersion 2 (SHA-256) catalog listing ``members``.
 
     ``list_identifier`` (16 bytes) is the catalog's GUID; pass one derived from the package identity so that
-    rebuilds are identical. ``signing_time`` is also the CTL's thisUpdate. Identical members are listed once
-    (makecat does the same for two files with the same content).
+    rebuilds are identical. ``signing_time`` is also the CTL's thisUpdate.
     """
+    ctl = build_ctl(members, package_name=package_name, this_update=signing_time, list_identifier=list_identifier,
+                    os_attr=os_attr)
+    return build_signed_data(ms.CTL_OID, ctl, signer, signing_time)
+
+
+def build_ctl(members: Iterable[CatalogMember], *, package_name: str, this_update: datetime,
+              list_identifier: bytes, os_attr: str = OS_ATTR) -> ms.CertificateTrustList:
+    """The unsigned CTL (what makecat writes before signtool signs it). Identical members are listed once,
+    as makecat does for two files with the same content."""
     if len(list_identifier) != 16:
         raise ValueError("list_identifier must be 16 bytes (a GUID)")
     unique = sorted(set(members))
@@ -99,10 +107,10 @@ def build_catalog(members: Iterable[CatalogMember], *, package_name: str, signer
         indirect = ms.CtlAttribute({"type": ms.SPC_INDIRECT_DATA_OID, "values": [cab_indirect_data(m.digest)]})
         subjects.append({"subject_identifier": m.tag_hex.encode("utf-16-le") + b"\0\0",
                          "subject_attributes": [memberinfo2, indirect]})
-    when = signing_time.astimezone(timezone.utc).replace(microsecond=0)
+    when = this_update.astimezone(timezone.utc).replace(microsecond=0)
     extensions = [{"extn_id": ms.CAT_NAMEVALUE_OID, "extn_value": _name_value(tag, value).dump()}
                   for tag, value in (("OSAttr", os_attr), ("PackageName", package_name))]
-    ctl = ms.CertificateTrustList({
+    return ms.CertificateTrustList({
         "subject_usage": [ms.CATALOG_LIST_OID],
         "list_identifier": list_identifier,
         "this_update": {"utc_time" if 1950 <= when.year < 2050 else "general_time": when},
@@ -110,7 +118,6 @@ def build_catalog(members: Iterable[CatalogMember], *, package_name: str, signer
         "trusted_subjects": subjects,
         "extensions": extensions,
     })
-    return build_signed_data(ms.CTL_OID, ctl, signer, signing_time)
 
 
 def read_catalog(data: bytes, *, trusted_roots: Sequence[AnyCertificate] = (),
@@ -139,10 +146,9 @@ def read_catalog(data: bytes, *, trusted_roots: Sequence[AnyCertificate] = (),
     return result
 
 
-def verify_catalog(data: bytes, trusted_roots: Sequence[AnyCertificate], *, path: str | None = None) -> Catalog:
-    """:func:`read_catalog` that also requires the chain to end in one of ``trusted_roots``."""
-    if not trusted_roots:
-        raise ValueError("verify_catalog needs at least one trusted root")
+def verify_catalog(data: bytes, trusted_roots: Sequence[AnyCertificate] = (), *, path: str | None = None) -> Catalog:
+    """Like :func:`verify_cab` for catalogs: signature checked, chain required to end in ``trusted_roots`` if any
+    are given (``signature.chain_trusted`` says whether it did)."""
     return read_catalog(data, trusted_roots=trusted_roots, path=path)
 
 

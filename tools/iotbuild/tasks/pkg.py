@@ -10,6 +10,10 @@ from invoke import Exit, task
 from ..console import emit_json, progress, say
 from ..stages import pkggen
 from ._common import handle_errors, open_workspace
+from ._optional_positional import optional_positional
+
+
+optional_positional("buildpkg", "target", "All")
 
 
 @task(help={
@@ -20,7 +24,7 @@ from ._common import handle_errors, open_workspace
     "why": "print why each package was (or was not) rebuilt",
     "json": "print a JSON result on stdout",
     "workspace": "workspace folder (default: the current folder or IOTBUILD_WORKSPACE)",
-}, optional=["target"])
+}, positional=["target"])
 @handle_errors
 def buildpkg(c, target=None, product="Default", jobs=0, force=False, why=False, json=False, workspace=None):
     """pkggen: build signed SPKG cabs from .wm.xml package definitions into build/<arch>/pkgs."""

@@ -11,8 +11,21 @@ Reference: /work/shared/reference/cab-authenticode-registry.md §1 (layout) and 
 from .checksum import cab_checksum, cfdata_checksum
 from .mszip import MszipCompressor, MszipDecompressor
 from .reader import CabReader, extract_with_cabextract
-from .records import (ATTR_ARCH, ATTR_EXEC, ATTR_HIDDEN, ATTR_NAME_IS_UTF, ATTR_RDONLY, ATTR_SYSTEM, CfData, CfFile,
-                      CfFolder, CfHeader, CfReserveSizes, Compression, dos_datetime)
+from .records import (
+                      ATTR_ARCH,
+                      ATTR_EXEC,
+                      ATTR_HIDDEN,
+                      ATTR_NAME_IS_UTF,
+                      ATTR_RDONLY,
+                      ATTR_SYSTEM,
+                      CfData,
+                      CfFile,
+                      CfFolder,
+                      CfHeader,
+                      CfReserveSizes,
+                      Compression,
+                      dos_datetime,
+)
 from .writer import CabSource, CabWriteResult, write_cab
 
 __all__ = [

@@ -17,14 +17,26 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from ...errors import FormatError, InputError
 from ...run import run
 from .checksum import cfdata_checksum
 from .mszip import MszipDecompressor
-from .records import (BLOCK_MAX, FLAG_NEXT_CABINET, FLAG_PREV_CABINET, FLAG_RESERVE_PRESENT, INPUT_MAX, NAME_MAX,
-                      CfData, CfFile, CfFolder, CfHeader, CfReserveSizes, Compression)
+from .records import (
+    BLOCK_MAX,
+    FLAG_NEXT_CABINET,
+    FLAG_PREV_CABINET,
+    FLAG_RESERVE_PRESENT,
+    INPUT_MAX,
+    NAME_MAX,
+    CfData,
+    CfFile,
+    CfFolder,
+    CfHeader,
+    CfReserveSizes,
+    Compression,
+)
 
 HEADER_RESERVE_MAX = 60000  # MS-CAB 2.2 cbCFHeader
 SIGNATURE_MAGIC = 0x00100000  # first u32 of the Authenticode header reserve (§2.1)
@@ -50,14 +62,14 @@ class CabReader:
         self._file_offsets: list[int] = []
         with self._where():
             self._parse()
-        self._by_name = {}
+        self._by_name: dict[str, CfFile] = {}
         for f in self.files:
             self._by_name.setdefault(f.name, f)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> CabReader:
         """Open ``path``; use as a context manager (or call :meth:`close`)."""
-        fp = open(path, "rb")
+        fp = open(path, "rb")  # noqa: SIM115 - owned by the reader, closed by close()/__exit__
         try:
             return cls(fp, path=path, owns=True)
         except BaseException:
@@ -68,7 +80,7 @@ class CabReader:
         if self._owns:
             self._fp.close()
 
-    def __enter__(self) -> CabReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -214,8 +226,7 @@ class CabReader:
                 if not target.parent.resolve().is_relative_to(root):
                     raise FormatError(f"CFFILE {f.name!r} leads outside {dest} (through a symlink)")
                 with open(target, "wb") as out:
-                    for chunk in chunks:
-                        out.write(chunk)
+                    out.writelines(chunks)
                 written.append(target)
         return written
 

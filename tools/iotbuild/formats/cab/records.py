@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import struct
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -162,7 +163,7 @@ class CfData:  # MS-CAB 2.5 CFDATA header (8 bytes; payload follows)
         return self.LAYOUT.pack(self.checksum, self.compressed_size, self.uncompressed_size)
 
 
-def dos_datetime(epoch_struct) -> tuple[int, int]:
+def dos_datetime(epoch_struct: time.struct_time) -> tuple[int, int]:
     """MS-DOS (date, time) words for a ``time.struct_time`` (two-second resolution)."""
     t = epoch_struct
     date = ((max(t.tm_year, 1980) - 1980) << 9) | (t.tm_mon << 5) | t.tm_mday

@@ -27,8 +27,21 @@ from typing import BinaryIO
 from ...errors import InputError, InputErrors
 from .checksum import cfdata_checksum
 from .mszip import MszipCompressor
-from .records import (ATTR_ARCH, ATTR_NAME_IS_UTF, BLOCK_MAX, CABINET_MAX, FILES_MAX, FOLDER_UNCOMPRESSED_MAX,
-                      NAME_MAX, CfData, CfFile, CfFolder, CfHeader, Compression, dos_datetime)
+from .records import (
+    ATTR_ARCH,
+    ATTR_NAME_IS_UTF,
+    BLOCK_MAX,
+    CABINET_MAX,
+    FILES_MAX,
+    FOLDER_UNCOMPRESSED_MAX,
+    NAME_MAX,
+    CfData,
+    CfFile,
+    CfFolder,
+    CfHeader,
+    Compression,
+    dos_datetime,
+)
 
 READ_SIZE = 1 << 20  # bytes per read() of a member file
 DOS_EPOCH_MIN = 315532800  # 1980-01-01 00:00:00 UTC, the first MS-DOS date
@@ -93,8 +106,7 @@ def write_cab(out: BinaryIO, members: Sequence[CabSource], *, compression: Compr
     header = CfHeader(cabinet_size=0, files_offset=files_offset, folder_count=1, file_count=len(files))
     out.write(header.to_bytes())
     out.write(CfFolder(data_offset, blocks, compression).to_bytes())
-    for f in files:
-        out.write(f.to_bytes())
+    out.writelines(f.to_bytes() for f in files)
 
     compressor = MszipCompressor(level) if compression == Compression.MSZIP else None
     written = data_offset

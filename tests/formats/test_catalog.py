@@ -1,0 +1,133 @@
+"""Catalog (.cat) files (reference §2.5), checked by osslsigncode and openssl in both directions."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from asn1crypto import core
+
+from iotbuild.errors import FormatError, InputError, SigningError
+from iotbuild.formats import asn1_ms as ms
+from iotbuild.formats.catalog import CatalogMember, build_catalog, build_ctl, read_catalog, verify_catalog
+from tests.signing.helpers import (SIGNING_TIME, cert_dir, openssl_asn1parse, osslsigncode_at_least,  # noqa: F401
+                                   osslsigncode_verify, retail_chain, root_cert, signer, test_pki)
+
+LIST_ID = bytes.fromhex("00112233445566778899aabbccddeeff")
+FILES = {"man.dsm.xml": b"<Package/>\n", "1_foo.dll": bytes(range(256)) * 40, "2_bar.txt": b"bar\n" * 1000}
+
+
+@pytest.fixture
+def member_files(tmp_path: Path) -> list[Path]:
+    paths = []
+    for name, data in FILES.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(tmp_path / name)
+    return paths
+
+
+@pytest.fixture
+def catalog(tmp_path: Path, member_files: list[Path], signer) -> Path:
+    members = [CatalogMember.for_file(p) for p in member_files]
+    out = tmp_path / "content.cat"
+    out.write_bytes(build_catalog(members, package_name="Contoso.Test.Pkg", signer=signer, signing_time=SIGNING_TIME,
+                                  list_identifier=LIST_ID))
+    return out
+
+
+def test_osslsigncode_verifies_and_lists_members(catalog: Path, test_pki) -> None:
+    if not osslsigncode_at_least(2, 8):
+        pytest.skip("osslsigncode < 2.8 does not verify or list catalogs")
+    result = osslsigncode_verify(catalog, test_pki.root, "-verbose")
+    assert result.returncode == 0, result.output
+    assert "Signature verification: ok" in result.output
+    listed = sorted(result.field("Message digest")[:-1])  # the last one is the messageDigest attribute
+    assert listed == sorted(hashlib.sha256(d).hexdigest().upper() for d in FILES.values())
+
+
+def test_openssl_parses_catalog(tmp_path: Path, catalog: Path) -> None:
+    out = openssl_asn1parse(catalog.read_bytes(), tmp_path)
+    for oid in (ms.CTL_OID, ms.CATALOG_LIST_OID, ms.CATALOG_LIST_MEMBER2_OID, ms.CAT_MEMBERINFO2_OID,
+                ms.CAT_NAMEVALUE_OID, ms.SPC_CAB_DATA_OID):
+        assert oid in out, oid
+
+
+def test_read_back(catalog: Path, member_files: list[Path], root_cert) -> None:
+    cat = verify_catalog(catalog.read_bytes(), [root_cert])
+    digests = {hashlib.sha256(p.read_bytes()).digest() for p in member_files}
+    assert cat.member_digests == digests
+    assert [m.tag_hex for m in cat.members] == sorted(d.hex().upper() for d in digests)
+    assert cat.attributes == {"OSAttr": "2:6.1,2:6.0,2:5.2,2:5.1", "PackageName": "Contoso.Test.Pkg"}
+    assert cat.list_identifier == LIST_ID and cat.this_update == SIGNING_TIME
+    assert cat.signature.chain_trusted and cat.signature.test_only
+    assert read_catalog(catalog.read_bytes()).signature.chain_trusted is False
+
+
+def test_member_encoding_follows_pkggen(catalog: Path) -> None:
+    ctl = ms.ContentInfo.load(catalog.read_bytes())["content"]["encap_content_info"]["content"]
+    subject = ctl["trusted_subjects"][0]
+    tag = subject["subject_identifier"].native
+    assert tag.endswith(b"\0\0") and tag[:-2].decode("utf-16-le") == ctl["trusted_subjects"][0]["subject_attributes"][
+        1]["values"][0]["message_digest"]["digest"].native.hex().upper()
+    types = [a["type"].dotted for a in subject["subject_attributes"]]
+    assert sorted(types) == sorted([ms.CAT_MEMBERINFO2_OID, ms.SPC_INDIRECT_DATA_OID])
+    name_values = [ms.CatalogNameValue.load(e["extn_value"].native) for e in ctl["extensions"]]
+    assert [(nv["tag"].native, nv["flags"].native) for nv in name_values] == [
+        ("OSAttr", 0x00010001), ("PackageName", 0x00010001)]
+
+
+def test_deterministic_and_order_independent(member_files: list[Path], signer) -> None:
+    members = [CatalogMember.for_file(p) for p in member_files]
+    kwargs = dict(package_name="P", signer=signer, signing_time=SIGNING_TIME, list_identifier=LIST_ID)
+    assert build_catalog(members, **kwargs) == build_catalog(list(reversed(members)) + members[:1], **kwargs)
+    other = build_catalog(members, **{**kwargs, "signing_time": datetime(2024, 5, 1, tzinfo=timezone.utc)})
+    assert other != build_catalog(members, **kwargs)
+
+
+def test_conflicting_member_is_an_input_error(signer) -> None:
+    a = CatalogMember("A" * 64, b"\x01" * 32)
+    b = CatalogMember("A" * 64, b"\x02" * 32)
+    with pytest.raises(InputError, match="two different digests"):
+        build_catalog([a, b], package_name="P", signer=signer, signing_time=SIGNING_TIME, list_identifier=LIST_ID)
+    with pytest.raises(ValueError):
+        CatalogMember("abc", b"\x01" * 32)
+
+
+def test_tampered_member_list_is_detected(catalog: Path, member_files: list[Path]) -> None:
+    data = bytearray(catalog.read_bytes())
+    digest = hashlib.sha256(member_files[0].read_bytes()).digest()
+    at = bytes(data).index(digest)
+    data[at] ^= 0xFF
+    with pytest.raises(SigningError, match="messageDigest attribute does not match"):
+        read_catalog(bytes(data))
+
+
+def test_untrusted_root_and_garbage(catalog: Path) -> None:
+    with pytest.raises(SigningError, match="chain does not end in a trusted root"):
+        verify_catalog(catalog.read_bytes(), [retail_chain().root], path="x/content.cat")
+    with pytest.raises(FormatError, match="x/content.cat"):
+        read_catalog(b"\x30\x03\x02\x01\x01", path="x/content.cat")
+
+
+def test_we_read_a_catalog_signed_by_osslsigncode(tmp_path: Path, member_files: list[Path], test_pki,
+                                                  root_cert) -> None:
+    """Unsigned CTL (as makecat leaves it) → osslsigncode sign → our reader."""
+    if not osslsigncode_at_least(2, 8):
+        pytest.skip("osslsigncode < 2.8 cannot sign catalogs reliably")
+    ctl = build_ctl([CatalogMember.for_file(p) for p in member_files], package_name="Contoso.Ossl",
+                    this_update=SIGNING_TIME, list_identifier=LIST_ID)
+    sha256 = {"algorithm": ms.SHA256_OID, "parameters": core.Null()}
+    unsigned = ms.ContentInfo({"content_type": "signed_data", "content": ms.SignedData({
+        "version": "v1", "digest_algorithms": [sha256],
+        "encap_content_info": {"content_type": ms.CTL_OID, "content": ctl}, "signer_infos": []})})
+    src, out, certs = tmp_path / "unsigned.cat", tmp_path / "signed.cat", tmp_path / "certs.pem"
+    src.write_bytes(unsigned.dump())
+    certs.write_bytes(test_pki.certificate.read_bytes() + test_pki.intermediate.read_bytes())
+    subprocess.run(["osslsigncode", "sign", "-certs", certs, "-key", test_pki.key, "-h", "sha256", "-in", src,
+                    "-out", out], check=True, capture_output=True)
+    cat = verify_catalog(out.read_bytes(), [root_cert])
+    assert cat.member_digests == {hashlib.sha256(p.read_bytes()).digest() for p in member_files}
+    assert cat.attributes["PackageName"] == "Contoso.Ossl" and cat.signature.chain_trusted

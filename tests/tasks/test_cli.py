@@ -1,0 +1,39 @@
+"""The command front end: optional positional target, --workspace, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from invoke.parser import Argument, Parser, ParserContext
+
+from iotbuild.tasks import ns
+from iotbuild.tasks._optional_positional import FALLBACKS
+
+
+def test_buildpkg_target_is_optional_and_positional():
+    assert FALLBACKS[("buildpkg", "target")] == "All"
+    task = ns.tasks["buildpkg"]
+    ctx = ParserContext(name="buildpkg", args=task.get_arguments())
+    parser = Parser(contexts=[ctx])
+    assert parser.parse_argv(["buildpkg"])[0].args["target"].value == "All"
+    assert parser.parse_argv(["buildpkg", "Registry.Version"])[0].args["target"].value == "Registry.Version"
+    assert parser.parse_argv(["buildpkg", "--why"])[0].args["target"].value == "All"
+
+
+def test_other_tasks_keep_required_positionals():
+    ctx = ParserContext(name="verifycab", args=ns.tasks["verifycab"].get_arguments())
+    import pytest
+    from invoke.exceptions import ParseError
+    with pytest.raises(ParseError):
+        Parser(contexts=[ctx]).parse_argv(["verifycab"])
+
+
+def test_no_workspace_is_one_clear_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "IOTBUILD_WORKSPACE"}
+    p = subprocess.run([sys.executable, "-m", "iotbuild.cli", "buildpkg"], cwd=tmp_path, capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert p.returncode == 1
+    assert "no IoTWorkspace.xml found" in p.stderr and "Traceback" not in p.stderr
+    assert "--workspace" in p.stderr
