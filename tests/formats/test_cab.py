@@ -427,6 +427,8 @@ def test_caller_mistakes():
         write_cab(io.BytesIO(), [], epoch=EPOCH)
     with pytest.raises(InputError, match="LZX is not supported"):
         write_cab(io.BytesIO(), [CabSource("a", data=b"")], compression=Compression.LZX, epoch=EPOCH)
+    with pytest.raises(InputError, match="MSZIP level must be 0..9, got 10"):
+        write_cab(io.BytesIO(), [CabSource("a", data=b"")], level=10, epoch=EPOCH)
     with pytest.raises(InputError, match="after 2107"):
         write_cab(io.BytesIO(), [CabSource("a", data=b"")], epoch=2**33)
     with pytest.raises(InputError, match="cannot read") as e:
