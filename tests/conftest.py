@@ -4,6 +4,7 @@ but required in CI (CI=true), so a green CI run always means they ran."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,8 +28,8 @@ def require_tool(name: str) -> str:
 def osslsigncode_version() -> tuple[int, ...]:
     require_tool("osslsigncode")
     out = subprocess.run(["osslsigncode", "--version"], capture_output=True, text=True).stdout
-    word = out.split()[1] if len(out.split()) > 1 else "0"
-    return tuple(int(p) for p in word.split(".") if p.isdigit())
+    m = re.search(r"osslsigncode (\d+(?:\.\d+)*)", out)
+    return tuple(int(p) for p in m.group(1).split(".")) if m else (0,)
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from asn1crypto import core
 from iotbuild.errors import FormatError, InputError, SigningError
 from iotbuild.formats import asn1_ms as ms
 from iotbuild.formats.catalog import CatalogMember, build_catalog, build_ctl, read_catalog, verify_catalog
-from tests.signing.helpers import (SIGNING_TIME, cert_dir, openssl_asn1parse, osslsigncode_at_least,  # noqa: F401
-                                   osslsigncode_verify, retail_chain, root_cert, signer, test_pki)
+from tests.signing.helpers import (SIGNING_TIME, cert_dir, openssl_asn1parse,  # noqa: F401
+                                   osslsigncode_at_least, osslsigncode_verify, retail_chain, root_cert,
+                                   signer, test_pki)
 
 LIST_ID = bytes.fromhex("00112233445566778899aabbccddeeff")
 FILES = {"man.dsm.xml": b"<Package/>\n", "1_foo.dll": bytes(range(256)) * 40, "2_bar.txt": b"bar\n" * 1000}
@@ -33,8 +34,8 @@ def member_files(tmp_path: Path) -> list[Path]:
 def catalog(tmp_path: Path, member_files: list[Path], signer) -> Path:
     members = [CatalogMember.for_file(p) for p in member_files]
     out = tmp_path / "content.cat"
-    out.write_bytes(build_catalog(members, package_name="Contoso.Test.Pkg", signer=signer, signing_time=SIGNING_TIME,
-                                  list_identifier=LIST_ID))
+    out.write_bytes(build_catalog(members, package_name="Contoso.Test.Pkg", signer=signer,
+                                  signing_time=SIGNING_TIME, list_identifier=LIST_ID))
     return out
 
 
@@ -70,10 +71,14 @@ def test_member_encoding_follows_pkggen(catalog: Path) -> None:
     ctl = ms.ContentInfo.load(catalog.read_bytes())["content"]["encap_content_info"]["content"]
     subject = ctl["trusted_subjects"][0]
     tag = subject["subject_identifier"].native
-    assert tag.endswith(b"\0\0") and tag[:-2].decode("utf-16-le") == ctl["trusted_subjects"][0]["subject_attributes"][
-        1]["values"][0]["message_digest"]["digest"].native.hex().upper()
-    types = [a["type"].dotted for a in subject["subject_attributes"]]
-    assert sorted(types) == sorted([ms.CAT_MEMBERINFO2_OID, ms.SPC_INDIRECT_DATA_OID])
+    attrs = {a["type"].dotted: a for a in subject["subject_attributes"]}
+    assert sorted(attrs) == sorted([ms.CAT_MEMBERINFO2_OID, ms.SPC_INDIRECT_DATA_OID])
+    indirect = attrs[ms.SPC_INDIRECT_DATA_OID]["values"][0]
+    assert indirect["data"]["type"].dotted == ms.SPC_CAB_DATA_OID
+    assert indirect["data"]["value"].native == "<<<Obsolete>>>"
+    digest = indirect["message_digest"]["digest"].native
+    assert tag == digest.hex().upper().encode("utf-16-le") + b"\0\0"
+    assert attrs[ms.CAT_MEMBERINFO2_OID]["values"].dump() == bytes.fromhex("31028200")
     name_values = [ms.CatalogNameValue.load(e["extn_value"].native) for e in ctl["extensions"]]
     assert [(nv["tag"].native, nv["flags"].native) for nv in name_values] == [
         ("OSAttr", 0x00010001), ("PackageName", 0x00010001)]
@@ -91,7 +96,8 @@ def test_conflicting_member_is_an_input_error(signer) -> None:
     a = CatalogMember("A" * 64, b"\x01" * 32)
     b = CatalogMember("A" * 64, b"\x02" * 32)
     with pytest.raises(InputError, match="two different digests"):
-        build_catalog([a, b], package_name="P", signer=signer, signing_time=SIGNING_TIME, list_identifier=LIST_ID)
+        build_catalog([a, b], package_name="P", signer=signer, signing_time=SIGNING_TIME,
+                      list_identifier=LIST_ID)
     with pytest.raises(ValueError):
         CatalogMember("abc", b"\x01" * 32)
 

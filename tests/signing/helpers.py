@@ -51,7 +51,7 @@ def root_cert(test_pki: TestPki) -> x509.Certificate:
     return x509.load_pem_x509_certificate(test_pki.root.read_bytes())
 
 
-# --- cabs ----------------------------------------------------------------------------------------------------
+# --- cabs ------------------------------------------------------------------------------------------------
 def build_stored_cab(files: dict[str, bytes], *, prev: tuple[str, str] | None = None,
                      next_: tuple[str, str] | None = None) -> bytes:
     """A one-folder uncompressed cab made from the records (CFDATA checksums 0 = "not supplied")."""
@@ -95,7 +95,7 @@ def manual_cab_digest(data: bytes) -> bytes:
     return hashlib.sha256(data[0:4] + data[8:0x22] + data[0x38:sig_at]).digest()
 
 
-# --- outside checkers ------------------------------------------------------------------------------------------
+# --- outside checkers ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class OsslResult:
     returncode: int
@@ -130,7 +130,7 @@ def openssl_asn1parse(der: bytes, tmp_path: Path) -> str:
     return proc.stdout
 
 
-# --- certificates made directly in tests (independent of signing.pki) ------------------------------------------
+# --- certificates made directly in tests (independent of signing.pki) ------------------------------------
 def new_key(kind: str = "rsa") -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
     if kind == "ec":
         return ec.generate_private_key(ec.SECP256R1())
@@ -147,7 +147,8 @@ def issue(cn: str, key, issuer: x509.Certificate | None = None, issuer_key=None,
                .not_valid_after(not_after or NOW + timedelta(days=365))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if not ca:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING])
+        builder = builder.add_extension(eku, critical=False)
     return builder.sign(issuer_key or key, hashes.SHA256())
 
 
@@ -172,7 +173,8 @@ class RetailChain:
         return paths
 
 
-def retail_chain(kind: str = "rsa", *, leaf_not_after: datetime | None = None, name: str = "Contoso Retail") -> RetailChain:
+def retail_chain(kind: str = "rsa", *, leaf_not_after: datetime | None = None,
+                 name: str = "Contoso Retail") -> RetailChain:
     root_key, mid_key, leaf_key = new_key(kind), new_key(kind), new_key(kind)
     root = issue(f"{name} Root", root_key, ca=True)
     mid = issue(f"{name} Intermediate", mid_key, root, root_key, ca=True)

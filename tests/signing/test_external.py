@@ -16,7 +16,7 @@ from tests.signing.helpers import (HSM, NOW, OEM, SIGNING_TIME, build_stored_cab
 
 
 def _config(test_pki, tmp_path: Path, args: str) -> SigningConfig:
-    """Retail config whose key is "in the HSM": the fake HSM gets the test PKI's key, iotbuild only the certs."""
+    """Retail config whose key is "in the HSM": the fake HSM has the test PKI's key, iotbuild the certs."""
     command = f"{shlex.quote(sys.executable)} {shlex.quote(str(HSM))} {args}"
     return SigningConfig(SigningMode.RETAIL, tmp_path / "certs", certificate=test_pki.certificate,
                          chain=(test_pki.intermediate, test_pki.root), command=command,
@@ -32,8 +32,8 @@ def unsigned(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("mode", ["", "--prehashed"])
 def test_hsm_signed_cab_verifies(tmp_path: Path, unsigned: Path, test_pki, root_cert, mode: str) -> None:
-    signer = load_signer(_config(test_pki, tmp_path, f"{mode} {shlex.quote(str(test_pki.key))}"), oem_name=OEM,
-                         now=NOW)
+    config = _config(test_pki, tmp_path, f"{mode} {shlex.quote(str(test_pki.key))}")
+    signer = load_signer(config, oem_name=OEM, now=NOW)
     assert "external signer" in signer.describe()
     out = tmp_path / "signed.cab"
     sign_cab(unsigned, out, signer, SIGNING_TIME)

@@ -13,8 +13,13 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from iotbuild.errors import SigningError
 from iotbuild.formats.authenticode import sign_cab, verify_cab
 from iotbuild.signing import SigningConfig, SigningMode, ensure_test_pki, load_signer
-from tests.signing.helpers import (NOW, OEM, SIGNING_TIME, build_stored_cab, cert_dir,  # noqa: F401 (fixtures)
+from tests.signing.helpers import (NOW, OEM, SIGNING_TIME, build_stored_cab, cert_dir,  # noqa: F401
                                    osslsigncode_verify, retail_chain, sample_files, signer, test_pki)
+
+
+def _retail(tmp_path: Path, paths: dict[str, Path], **kwargs) -> SigningConfig:
+    return SigningConfig(SigningMode.RETAIL, tmp_path / "certs", key=paths["key"], certificate=paths["leaf"],
+                         **kwargs)
 
 
 @pytest.fixture
@@ -37,9 +42,10 @@ def test_test_mode_signer(signer, cert_dir: Path) -> None:
 
 def test_expired_test_pki_is_refused(tmp_path: Path) -> None:
     ensure_test_pki(tmp_path, now=NOW - timedelta(days=6 * 365), oem_name=OEM)  # notAfter about a year ago
-    with pytest.raises(SigningError, match=r"certificate '[^']*TEST ONLY[^']*' expired on \d{4}-\d\d-\d\d") as e:
+    with pytest.raises(SigningError, match=r"certificate '[^']*TEST ONLY[^']*' expired on \d{4}-\d\d") as e:
         load_signer(SigningConfig(SigningMode.TEST, tmp_path), oem_name=OEM, now=NOW)
     assert f"delete {tmp_path / 'test'} to recreate the test PKI" in str(e.value)
+    assert e.value.path is not None and e.value.path.startswith(str(tmp_path / "test"))
 
 
 def test_nearly_expired_is_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -52,8 +58,8 @@ def test_nearly_expired_is_warned(tmp_path: Path, caplog: pytest.LogCaptureFixtu
 def test_retail_pem_identity_signs(tmp_path: Path, unsigned: Path) -> None:
     chain = retail_chain()
     paths = chain.write(tmp_path / "retail")
-    config = SigningConfig(SigningMode.RETAIL, tmp_path / "certs", key=paths["key"], certificate=paths["leaf"],
-                           chain=(paths["root"], paths["intermediate"]), trusted_roots=(paths["root"],))
+    config = _retail(tmp_path, paths, chain=(paths["root"], paths["intermediate"]),
+                     trusted_roots=(paths["root"],))
     s = load_signer(config, oem_name=OEM, now=NOW)
     assert not s.is_test_only
     assert [c.subject.native["common_name"] for c in s.certificates] == [
@@ -68,8 +74,7 @@ def test_retail_pem_identity_signs(tmp_path: Path, unsigned: Path) -> None:
 def test_retail_ecdsa_identity_signs(tmp_path: Path, unsigned: Path) -> None:
     chain = retail_chain("ec", name="Contoso EC")
     paths = chain.write(tmp_path / "retail")
-    config = SigningConfig(SigningMode.RETAIL, tmp_path / "certs", key=paths["key"], certificate=paths["leaf"],
-                           chain=(paths["intermediate"], paths["root"]))
+    config = _retail(tmp_path, paths, chain=(paths["intermediate"], paths["root"]))
     out = tmp_path / "signed.cab"
     sign_cab(unsigned, out, load_signer(config, oem_name=OEM, now=NOW), SIGNING_TIME)
     assert verify_cab(out, trusted_roots=[chain.root]).chain_trusted
@@ -84,7 +89,8 @@ def test_pfx_identity_signs(tmp_path: Path, unsigned: Path, monkeypatch: pytest.
         b"oem", chain.leaf_key, chain.leaf, [chain.intermediate, chain.root],
         serialization.BestAvailableEncryption(b"s3cret")))
     monkeypatch.setenv("OEM_PFX_PASSWORD", "s3cret")
-    config = SigningConfig(SigningMode.RETAIL, tmp_path / "certs", key=pfx, pfx_password_env="OEM_PFX_PASSWORD")
+    config = SigningConfig(SigningMode.RETAIL, tmp_path / "certs", key=pfx,
+                           pfx_password_env="OEM_PFX_PASSWORD")
     s = load_signer(config, oem_name=OEM, now=NOW)
     out = tmp_path / "signed.cab"
     sign_cab(unsigned, out, s, SIGNING_TIME)
@@ -106,26 +112,24 @@ def test_retail_chain_not_ending_in_trusted_root(tmp_path: Path) -> None:
     chain, stranger = retail_chain(), retail_chain(name="Someone Else")
     paths = chain.write(tmp_path / "retail")
     other = stranger.write(tmp_path / "other")
-    config = SigningConfig(SigningMode.RETAIL, tmp_path / "certs", key=paths["key"], certificate=paths["leaf"],
-                           chain=(paths["intermediate"], paths["root"]), trusted_roots=(other["root"],))
-    with pytest.raises(SigningError, match="does not end in a trusted root: it ends at 'CN=Contoso Retail Root'"):
+    config = _retail(tmp_path, paths, chain=(paths["intermediate"], paths["root"]),
+                     trusted_roots=(other["root"],))
+    with pytest.raises(SigningError, match="not end in a trusted root: it ends at 'CN=Contoso Retail Root'"):
         load_signer(config, oem_name=OEM, now=NOW)
-    missing_intermediate = SigningConfig(SigningMode.RETAIL, tmp_path / "certs", key=paths["key"],
-                                         certificate=paths["leaf"], trusted_roots=(paths["root"],))
+    missing_intermediate = _retail(tmp_path, paths, trusted_roots=(paths["root"],))
     with pytest.raises(SigningError, match="it ends at 'CN=Contoso Retail Code Signing'"):
         load_signer(missing_intermediate, oem_name=OEM, now=NOW)
 
 
 def test_expired_retail_certificate_and_near_expiry(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     expired = retail_chain(leaf_not_after=NOW - timedelta(days=3)).write(tmp_path / "expired")
-    config = SigningConfig(SigningMode.RETAIL, tmp_path / "certs", key=expired["key"], certificate=expired["leaf"],
-                           chain=(expired["intermediate"], expired["root"]))
+    config = _retail(tmp_path, expired, chain=(expired["intermediate"], expired["root"]))
     with pytest.raises(SigningError, match="'CN=Contoso Retail Code Signing' expired on") as e:
         load_signer(config, oem_name=OEM, now=NOW)
     assert "renew the certificate" in str(e.value)
+    assert e.value.path == str(expired["leaf"])  # the file that holds the expired certificate
     soon = retail_chain(leaf_not_after=NOW + timedelta(days=12)).write(tmp_path / "soon")
-    config = SigningConfig(SigningMode.RETAIL, tmp_path / "certs", key=soon["key"], certificate=soon["leaf"],
-                           chain=(soon["intermediate"], soon["root"]))
+    config = _retail(tmp_path, soon, chain=(soon["intermediate"], soon["root"]))
     with caplog.at_level(logging.WARNING):
         load_signer(config, oem_name=OEM, now=NOW)
     assert "'CN=Contoso Retail Code Signing' expires on" in caplog.text
@@ -133,10 +137,10 @@ def test_expired_retail_certificate_and_near_expiry(tmp_path: Path, caplog: pyte
 
 def test_key_not_matching_certificate(tmp_path: Path) -> None:
     a, b = retail_chain().write(tmp_path / "a"), retail_chain().write(tmp_path / "b")
-    config = SigningConfig(SigningMode.RETAIL, tmp_path / "certs", key=b["key"], certificate=a["leaf"],
-                           chain=(a["intermediate"], a["root"]))
-    with pytest.raises(SigningError, match="private key does not belong to the certificate"):
+    config = _retail(tmp_path, {**a, "key": b["key"]}, chain=(a["intermediate"], a["root"]))
+    with pytest.raises(SigningError, match="private key does not belong to the certificate") as e:
         load_signer(config, oem_name=OEM, now=NOW)
+    assert e.value.path == str(b["key"])
 
 
 def test_retail_configuration_mistakes(tmp_path: Path) -> None:

@@ -85,8 +85,9 @@ def test_damaged_pki_is_refused_with_hint(tmp_path: Path, damage: str) -> None:
     elif damage == "garbage cert":
         pki.certificate.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     elif damage == "foreign key":
-        pki.key.write_bytes(new_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
+        pem = new_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+        pki.key.write_bytes(pem)
     else:
         other = ensure_test_pki(tmp_path / "other", now=NOW)
         pki.intermediate.write_bytes(other.intermediate.read_bytes())

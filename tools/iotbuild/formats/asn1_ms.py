@@ -21,7 +21,7 @@ SPC_STATEMENT_TYPE_OID = "1.3.6.1.4.1.311.2.1.11"   # signed attribute
 SPC_SP_OPUS_INFO_OID = "1.3.6.1.4.1.311.2.1.12"     # signed attribute (program name, URL)
 SPC_INDIVIDUAL_SP_KEY_PURPOSE_OID = "1.3.6.1.4.1.311.2.1.21"
 SPC_COMMERCIAL_SP_KEY_PURPOSE_OID = "1.3.6.1.4.1.311.2.1.22"
-SPC_CAB_DATA_OID = "1.3.6.1.4.1.311.2.1.25"         # SpcAttributeTypeAndOptionalValue.type for CABs and flat files
+SPC_CAB_DATA_OID = "1.3.6.1.4.1.311.2.1.25"         # SpcAttributeTypeAndOptionalValue.type: CABs, flat files
 OBSOLETE_LINK = "<<<Obsolete>>>"
 
 CTL_OID = "1.3.6.1.4.1.311.10.1"                    # eContentType of a catalog

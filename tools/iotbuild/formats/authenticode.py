@@ -1,13 +1,13 @@
 """Authenticode: CMS SignedData built and checked in pure Python, and signed CAB files.
 
-Reference: cab-authenticode-registry.md §2.1 (the 24 header bytes a signature adds to a cab and the blob appended
-after the last CFDATA), §2.2 (exactly which bytes the cab digest covers), §2.3 (the PKCS#7 structure) and §3.1
-(why not signify: its verifier needs oscrypto, which is broken with Debian 12's OpenSSL). asn1crypto gives the
-structure, ``cryptography`` the public-key maths; the private key stays behind a :class:`SignerLike`, so a key
-file, a PFX and an external HSM all look the same here.
+Reference: cab-authenticode-registry.md §2.1 (the 24 header bytes a signature adds to a cab and the blob
+appended after the last CFDATA), §2.2 (exactly which bytes the cab digest covers), §2.3 (the PKCS#7 structure)
+and §3.1 (why not signify: its verifier needs oscrypto, which is broken with Debian 12's OpenSSL).
+asn1crypto gives the structure, ``cryptography`` the public-key maths; the private key stays behind a
+:class:`SignerLike`, so a key file, a PFX and an external HSM all look the same here.
 
-Signing is deterministic: the same cab, certificates, key and signing time give the same bytes (RSA PKCS#1 v1.5
-has no randomness; the signing time comes from the caller, normally ``SOURCE_DATE_EPOCH``).
+Signing is deterministic: the same cab, certificates, key and signing time give the same bytes (RSA PKCS#1
+v1.5 has no randomness; the signing time comes from the caller, normally ``SOURCE_DATE_EPOCH``).
 """
 
 from __future__ import annotations
@@ -161,8 +161,8 @@ def _issued_by(child: crypto_x509.Certificate, issuer: crypto_x509.Certificate) 
 
 def _check_issued_by(child: crypto_x509.Certificate, issuer: crypto_x509.Certificate) -> None:
     if not _issued_by(child, issuer):
-        raise SigningError(f"certificate {child.subject.rfc4514_string()!r} is not validly signed by its issuer "
-                           f"{issuer.subject.rfc4514_string()!r}: the chain is broken or was tampered with")
+        raise SigningError(f"certificate {subject_of(child)!r} is not validly signed by its issuer "
+                           f"{subject_of(issuer)!r}: the chain is broken or was tampered with")
 
 
 def _utc(when: datetime) -> datetime:
@@ -176,8 +176,9 @@ def _sha256_alg() -> dict[str, object]:
     return {"algorithm": ms.SHA256_OID, "parameters": core.Null()}
 
 
-def build_signed_data(content_type_oid: str, content: core.Asn1Value, signer: SignerLike, signing_time: datetime,
-                      *, extra_signed_attrs: Sequence[cms.CMSAttribute] = ()) -> bytes:
+def build_signed_data(content_type_oid: str, content: core.Asn1Value, signer: SignerLike,
+                      signing_time: datetime, *,
+                      extra_signed_attrs: Sequence[cms.CMSAttribute] = ()) -> bytes:
     """DER ContentInfo(SignedData) over ``content`` as Authenticode wants it (§2.3).
 
     The messageDigest attribute is the SHA-256 of the content's *value octets* (without its own tag and
@@ -198,10 +199,11 @@ def build_signed_data(content_type_oid: str, content: core.Asn1Value, signer: Si
     content.dump()
     digest = hashlib.sha256(content.contents).digest()
     time_choice = "utc_time" if 1950 <= when.year < 2050 else "general_time"
+    statement = ms.SpcStatementType([ms.SPC_INDIVIDUAL_SP_KEY_PURPOSE_OID])
     attrs = cms.CMSAttributes([
         {"type": "content_type", "values": [content_type_oid]},
         {"type": "signing_time", "values": [cms.Time(name=time_choice, value=when)]},
-        {"type": ms.SPC_STATEMENT_TYPE_OID, "values": [ms.SpcStatementType([ms.SPC_INDIVIDUAL_SP_KEY_PURPOSE_OID])]},
+        {"type": ms.SPC_STATEMENT_TYPE_OID, "values": [statement]},
         *extra_signed_attrs,
         {"type": "message_digest", "values": [digest]},
     ])
@@ -212,7 +214,8 @@ def build_signed_data(content_type_oid: str, content: core.Asn1Value, signer: Si
     elif algorithm == "ec":
         sig_alg = {"algorithm": ms.ECDSA_SHA256_OID}
     else:
-        raise SigningError(f"{subject_of(leaf)}: key algorithm {algorithm} is not supported (only RSA and ECDSA)")
+        raise SigningError(f"{subject_of(leaf)}: key algorithm {algorithm} is not supported "
+                           "(only RSA and ECDSA)")
     signer_info = cms.SignerInfo({
         "version": "v1",
         "sid": cms.SignerIdentifier({"issuer_and_serial_number": {
@@ -269,11 +272,13 @@ def verify_signed_data(blob: bytes, *, content_type_oid: str, trusted_roots: Seq
         signed = info["content"]
         encap = signed["encap_content_info"]
         if encap["content_type"].dotted != content_type_oid:
-            raise FormatError(f"signed content type is {encap['content_type'].dotted}, expected {content_type_oid}")
+            raise FormatError(f"signed content type is {encap['content_type'].dotted}, "
+                              f"expected {content_type_oid}")
         content = encap["content"]
         content.native  # parse it all now, so damage shows up as a FormatError here
         signer_infos = list(signed["signer_infos"])
-        certs = [c.chosen for c in signed["certificates"] if c.name == "certificate"]
+        choices = signed["certificates"] if signed["certificates"].native else []
+        certs = [c.chosen for c in choices if c.name == "certificate"]
     except (ValueError, TypeError, KeyError) as e:
         raise FormatError(f"signature is not a valid PKCS#7 SignedData: {e}") from None
     if len(signer_infos) != 1:
@@ -303,7 +308,8 @@ def verify_signed_data(blob: bytes, *, content_type_oid: str, trusted_roots: Seq
         raise SigningError("the signer's certificate is not included in the signature")
     signed_bytes = b"\x31" + _der_len(len(attrs.contents)) + attrs.contents
     if not verify_raw_signature(leaf, signed_bytes, si["signature"].native, crypto_hash):
-        raise SigningError(f"signature value does not verify with the signer certificate {subject_of(leaf)!r}")
+        raise SigningError("signature value does not verify with the signer certificate "
+                           f"{subject_of(leaf)!r}: the signature or the signed attributes were altered")
     when_attr = _attr(attrs, "signing_time")
     when = when_attr.native if when_attr is not None else None
     chain, trusted = build_chain(leaf, certs, trusted_roots)
@@ -313,7 +319,8 @@ def verify_signed_data(blob: bytes, *, content_type_oid: str, trusted_roots: Seq
                 raise SigningError(f"certificate {subject_of(c)!r} was not valid at the signing time {when}")
     if trusted_roots and not trusted:
         raise SigningError(f"chain does not end in a trusted root: it ends at {subject_of(chain[-1])!r}",
-                           hint="pass the matching root certificate, or sign with a certificate from a trusted CA")
+                           hint="pass the matching root certificate, or sign with a certificate from a "
+                                "trusted CA")
     result = SignatureInfo(
         signer_subject=subject_of(leaf), chain_subjects=tuple(subject_of(c) for c in chain[1:]),
         signing_time=when, test_only=is_test_only(chain), chain_trusted=trusted, digest=digest,
@@ -350,14 +357,14 @@ def read_signed_layout(fp: BinaryIO) -> SignedCabLayout:
         raise FormatError("cab is not signed (CFHEADER.flags has no reserve)", offset=0x1E)
     sizes = CfReserveSizes.from_bytes(head, CfHeader.LAYOUT.size)
     if (sizes.header, sizes.folder, sizes.data) != (SIGNATURE_RESERVE, 0, 0):
-        raise FormatError(f"cab reserve sizes {sizes.header}/{sizes.folder}/{sizes.data} are not the Authenticode "
-                          f"layout {SIGNATURE_RESERVE}/0/0", offset=CfHeader.LAYOUT.size)
-    magic, offset, length, _zero = _SIG_RESERVE.unpack_from(head, CfHeader.LAYOUT.size + CfReserveSizes.LAYOUT.size)
+        raise FormatError(f"cab reserve sizes {sizes.header}/{sizes.folder}/{sizes.data} are not the "
+                          f"Authenticode layout {SIGNATURE_RESERVE}/0/0", offset=CfHeader.LAYOUT.size)
+    magic, offset, length, _zero = _SIG_RESERVE.unpack_from(head, _LENGTH_AT - 8)
     if magic != RESERVE_MAGIC:
         raise FormatError(f"signature reserve magic 0x{magic:08x} is not 0x{RESERVE_MAGIC:08x}", offset=0x28)
     if offset != header.cabinet_size or offset + length != size or length == 0:
-        raise FormatError(f"signature at {offset} length {length} does not match cbCabinet {header.cabinet_size} "
-                          f"and file size {size}", offset=0x2C)
+        raise FormatError(f"signature at {offset} length {length} does not match cbCabinet "
+                          f"{header.cabinet_size} and file size {size}", offset=0x2C)
     return SignedCabLayout(header, offset, length, size)
 
 
@@ -396,7 +403,7 @@ def _digest(fp: BinaryIO, layout: SignedCabLayout, new_hash: Callable[[], "hashl
 
 
 def cab_indirect_data(digest: bytes) -> ms.SpcIndirectDataContent:
-    """SpcIndirectDataContent for a cab or a flat catalog member: type …2.1.25, obsolete file link, SHA-256."""
+    """SpcIndirectDataContent for a cab or a flat catalog member: type …2.1.25, obsolete link, SHA-256."""
     link = ms.SpcLink({"file": ms.SpcString({"unicode": ms.OBSOLETE_LINK})})
     return ms.SpcIndirectDataContent({
         "data": {"type": ms.SPC_CAB_DATA_OID, "value": link},
@@ -433,12 +440,13 @@ def _sign_open_cab(fp: BinaryIO, dst: Path, signer: SignerLike, signing_time: da
         except FormatError:
             raise FormatError("cab has a header reserve (CFHEADER.flags 0x0004); only cabs written without a "
                               "reserve can be signed", offset=0x1E) from None
-        raise SigningError("cab is already signed",
-                           hint="sign the unsigned cab, or strip the signature with osslsigncode remove-signature")
+        raise SigningError("cab is already signed", hint="sign the unsigned cab, or strip the signature "
+                                                          "with osslsigncode remove-signature")
     if head[4:8] != b"\0\0\0\0":
         raise FormatError("CFHEADER.reserved1 is not zero", offset=4)
     if header.cabinet_size != size:
-        raise FormatError(f"CFHEADER.cbCabinet is {header.cabinet_size} but the file has {size} bytes", offset=8)
+        raise FormatError(f"CFHEADER.cbCabinet is {header.cabinet_size} but the file has {size} bytes",
+                          offset=8)
     if header.flags & (FLAG_PREV_CABINET | FLAG_NEXT_CABINET):
         raise FormatError(f"multi-volume cabinet (CFHEADER.flags 0x{header.flags:04x}) cannot be signed; "
                           "osslsigncode and signtool refuse them too", offset=0x1E)
@@ -446,10 +454,13 @@ def _sign_open_cab(fp: BinaryIO, dst: Path, signer: SignerLike, signing_time: da
     folders = [CfFolder.from_bytes(raw, i * CfFolder.LAYOUT.size) for i in range(header.folder_count)]
     rest = size - fp.tell()
     if header.files_offset < fp.tell():
-        raise FormatError(f"CFHEADER.coffFiles {header.files_offset} points into the folder table", offset=0x10)
+        raise FormatError(f"CFHEADER.coffFiles {header.files_offset} points into the folder table",
+                          offset=0x10)
     if size + INSERTED > CABINET_MAX:
-        raise FormatError(f"cab of {size} bytes is too large to sign (limit {CABINET_MAX - INSERTED})", offset=8)
-    new_header = dataclasses.replace(header, cabinet_size=size + INSERTED, files_offset=header.files_offset + INSERTED,
+        raise FormatError(f"cab of {size} bytes is too large to sign (limit {CABINET_MAX - INSERTED})",
+                          offset=8)
+    new_header = dataclasses.replace(header, cabinet_size=size + INSERTED,
+                                     files_offset=header.files_offset + INSERTED,
                                      flags=header.flags | FLAG_RESERVE_PRESENT)
     new_head = (new_header.to_bytes() + CfReserveSizes(SIGNATURE_RESERVE, 0, 0).to_bytes()
                 + _SIG_RESERVE.pack(RESERVE_MAGIC, size + INSERTED, 0, 0))
@@ -479,13 +490,13 @@ def verify_cab(path: Path, *, trusted_roots: Sequence[AnyCertificate] = ()) -> S
             padded = fp.read(layout.signature_length)
             length = der_length(padded)
             if length > len(padded) or len(padded) - length >= SIGNATURE_ALIGN or any(padded[length:]):
-                raise FormatError(f"signature blob of {length} bytes does not fit its {len(padded)}-byte slot "
-                                  "with zero padding", offset=layout.signature_offset)
+                raise FormatError(f"signature blob of {length} bytes does not fit its {len(padded)}-byte "
+                                  "slot with zero padding", offset=layout.signature_offset)
             blob = padded[:length]
             content = ms.ContentInfo.load(blob)["content"]["encap_content_info"]["content"]
             oid = content["message_digest"]["digest_algorithm"]["algorithm"].dotted
             if oid not in _HASHES:
-                raise SigningError(f"{path}: cab digest algorithm {oid} is not supported")
+                raise SigningError(f"cab digest algorithm {oid} is not supported")
             digest = _digest(fp, layout, _HASHES[oid][0])
         info, content = verify_signed_data(blob, content_type_oid=ms.SPC_INDIRECT_DATA_OID,
                                            trusted_roots=trusted_roots, digest=digest)

@@ -3,11 +3,11 @@
 Reference: cab-authenticode-registry.md §2.5 ("Catalog files" and "How pkggen builds content.cat"). pkggen
 writes a CDF with ``CatalogVersion=2`` / ``HashAlgorithms=SHA256``, two catalog attributes (``OSAttr``,
 ``PackageName``) and one ``<HASH>`` line per non-empty package file, runs makecat and signs the result. This
-module produces the same CTL directly and signs it with :func:`iotbuild.formats.authenticode.build_signed_data`
-(eContentType szOID_CTL): no makecat, no signtool.
+module produces the same CTL directly and signs it with
+:func:`iotbuild.formats.authenticode.build_signed_data` (eContentType szOID_CTL): no makecat, no signtool.
 
-Each member: subjectIdentifier = the member hash as upper-case hex, UTF-16LE, NUL-terminated (the ``<HASH>`` tag);
-attributes CAT_MEMBERINFO2 and SPC_INDIRECT_DATA (type …2.1.25, the obsolete file link, SHA-256 DigestInfo).
+Each member: subjectIdentifier = the member hash as upper-case hex, UTF-16LE, NUL-terminated (the ``<HASH>``
+tag); attributes CAT_MEMBERINFO2 and SPC_INDIRECT_DATA (type …2.1.25, the obsolete file link, SHA-256).
 Members are sorted by tag so that the same files always give the same bytes.
 """
 
@@ -27,7 +27,7 @@ from . import asn1_ms as ms
 from .authenticode import (AnyCertificate, SignatureInfo, SignerLike, build_signed_data, cab_indirect_data,
                            verify_signed_data)
 
-OS_ATTR = "2:6.1,2:6.0,2:5.2,2:5.1"  # pkggen's CATATTR1 (Windows 7 / 8 / 2003 / XP kernel versions)
+OS_ATTR = "2:6.1,2:6.0,2:5.2,2:5.1"  # pkggen's CATATTR1: NT 6.1, 6.0, 5.2, 5.1 (Windows 7 … XP)
 ATTR_FLAGS = 0x00010001              # CRYPTCAT_ATTR_DATAASCII | CRYPTCAT_ATTR_NAMEASCII, as in pkggen's CDF
 # CAT_MEMBERINFO2 value: a context [2] element with no content, as makecat writes for CatalogVersion 2.
 _MEMBERINFO2_VALUE = b"\x82\x00"
@@ -37,7 +37,7 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True, order=True)
 class CatalogMember:
-    """One ``<HASH>`` member: ``tag_hex`` is what Windows looks the file up by; ``digest`` what it must hash to."""
+    """One ``<HASH>`` member: ``tag_hex`` is what Windows looks a file up by, ``digest`` its hash."""
 
     tag_hex: str   # upper-case hex SHA-256
     digest: bytes  # 32 bytes
@@ -85,8 +85,8 @@ def build_catalog(members: Iterable[CatalogMember], *, package_name: str, signer
     ``list_identifier`` (16 bytes) is the catalog's GUID; pass one derived from the package identity so that
     rebuilds are identical. ``signing_time`` is also the CTL's thisUpdate.
     """
-    ctl = build_ctl(members, package_name=package_name, this_update=signing_time, list_identifier=list_identifier,
-                    os_attr=os_attr)
+    ctl = build_ctl(members, package_name=package_name, this_update=signing_time,
+                    list_identifier=list_identifier, os_attr=os_attr)
     return build_signed_data(ms.CTL_OID, ctl, signer, signing_time)
 
 
@@ -104,7 +104,8 @@ def build_ctl(members: Iterable[CatalogMember], *, package_name: str, this_updat
     for m in unique:
         memberinfo2 = ms.CtlAttribute({"type": ms.CAT_MEMBERINFO2_OID,
                                        "values": ms.SetOfAny([core.Any.load(_MEMBERINFO2_VALUE)])})
-        indirect = ms.CtlAttribute({"type": ms.SPC_INDIRECT_DATA_OID, "values": [cab_indirect_data(m.digest)]})
+        indirect = ms.CtlAttribute({"type": ms.SPC_INDIRECT_DATA_OID,
+                                    "values": [cab_indirect_data(m.digest)]})
         subjects.append({"subject_identifier": m.tag_hex.encode("utf-16-le") + b"\0\0",
                          "subject_attributes": [memberinfo2, indirect]})
     when = this_update.astimezone(timezone.utc).replace(microsecond=0)
@@ -137,7 +138,7 @@ def read_catalog(data: bytes, *, trusted_roots: Sequence[AnyCertificate] = (),
             attributes=attributes, list_identifier=ctl["list_identifier"].native or b"",
             this_update=ctl["this_update"].native, signature=signature)
     except FormatError as e:
-        raise e.with_path(path) if path else e from None
+        raise (e.with_path(path) if path else e) from None
     except SigningError as e:
         e.path = e.path or path
         raise
@@ -146,9 +147,10 @@ def read_catalog(data: bytes, *, trusted_roots: Sequence[AnyCertificate] = (),
     return result
 
 
-def verify_catalog(data: bytes, trusted_roots: Sequence[AnyCertificate] = (), *, path: str | None = None) -> Catalog:
-    """Like :func:`verify_cab` for catalogs: signature checked, chain required to end in ``trusted_roots`` if any
-    are given (``signature.chain_trusted`` says whether it did)."""
+def verify_catalog(data: bytes, trusted_roots: Sequence[AnyCertificate] = (), *,
+                   path: str | None = None) -> Catalog:
+    """Like :func:`~iotbuild.formats.authenticode.verify_cab` for catalogs: the signature is checked, and the
+    chain must end in one of ``trusted_roots`` if any are given (``signature.chain_trusted`` says so)."""
     return read_catalog(data, trusted_roots=trusted_roots, path=path)
 
 
@@ -157,12 +159,13 @@ def _utf16z(raw: bytes) -> str:
 
 
 def _member(subject: ms.TrustedSubject) -> CatalogMember | None:
-    """The member's tag and SHA-256; None for entries without a SHA-256 SPC_INDIRECT_DATA (e.g. SHA-1 twins)."""
+    """The member's tag and SHA-256, or None for an entry without a SHA-256 SPC_INDIRECT_DATA.
+
+    Tags written by makecat's ``<HASH>`` lines are UTF-16LE hex text (130 bytes with the NUL); catalogs that
+    store the raw hash bytes instead are read too, so that other tools' catalogs can be checked.
+    """
     ident = subject["subject_identifier"].native
-    try:
-        tag = _utf16z(ident) if len(ident) == 130 else ident.hex().upper()
-    except UnicodeDecodeError:
-        tag = ident.hex().upper()
+    tag = _utf16z(ident) if len(ident) == 130 else ident.hex().upper()
     attrs = subject["subject_attributes"]
     for attr in attrs if attrs.native else []:
         if attr["type"].dotted != ms.SPC_INDIRECT_DATA_OID:

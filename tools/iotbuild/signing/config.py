@@ -1,8 +1,8 @@
 """How a build signs: a test PKI made on first use, or a retail identity (key file, PFX or external signer).
 
 The kit's equivalent is ``SIGN_MODE``/``SIGN_OEM``/``SIGNTOOL_OEM_SIGN`` in the workspace environment
-(reference cab-authenticode-registry.md §4.1). Secrets never live in this object: a PFX password is named by the
-environment variable that holds it, and a hardware key stays behind ``command`` (see ``signing.external``).
+(reference cab-authenticode-registry.md §4.1). Secrets never live in this object: a PFX password is named by
+the environment variable that holds it, and a hardware key stays behind ``command`` (``signing.external``).
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ Protocol (what a site's wrapper script must do):
 * **environment**: everything iotbuild itself has, plus ``IOTBUILD_SIGN_DIGEST_ALG=sha256`` and
   ``IOTBUILD_SIGN_DIGEST=<lower-case hex SHA-256 of stdin>``, for HSMs that sign a prehashed digest
   (e.g. ``pkcs11-tool --mechanism RSA-PKCS`` over a DigestInfo, or ``CKM_SHA256_RSA_PKCS`` over stdin).
-* **stdout**: the raw signature bytes and nothing else: for RSA the PKCS#1 v1.5 signature (as many bytes as the
-  modulus), for ECDSA the DER ``Ecdsa-Sig-Value``. Exit status 0. Diagnostics go to stderr, which iotbuild shows
-  if the command fails.
+* **stdout**: the raw signature bytes and nothing else: for RSA the PKCS#1 v1.5 signature (as many bytes as
+  the modulus), for ECDSA the DER ``Ecdsa-Sig-Value``. Exit status 0. Diagnostics go to stderr, which iotbuild
+  shows if the command fails.
 
 The certificates come from the configuration (``certificate``/``chain``), not from the command. Before using a
 signature, iotbuild checks it with the leaf certificate's public key, so a wrong key, a wrong padding mode or
@@ -47,7 +47,8 @@ class ExternalSigner:
         except ValueError as e:
             raise SigningError(f"external signer command {self.command!r} cannot be parsed: {e}") from None
         if not argv:
-            raise SigningError("external signer command is empty", hint="set the signing command, or use a key file")
+            raise SigningError("external signer command is empty",
+                               hint="set the signing command, or use a key file")
         return argv
 
     def __call__(self, data: bytes) -> bytes:
@@ -58,6 +59,6 @@ class ExternalSigner:
             raise SigningError(
                 f"external signer returned a signature that does not verify with {subject_of(self.leaf)!r} "
                 f"({len(signature)} bytes on stdout)",
-                hint="check that the command signs stdin with SHA-256 and the key of the configured certificate, "
-                     "and writes only the raw signature to stdout")
+                hint="check that the command signs stdin with SHA-256 and the key of the configured "
+                     "certificate, and writes only the raw signature to stdout")
         return signature

@@ -1,14 +1,14 @@
 """The test PKI: root CA → intermediate CA → code-signing leaf, made once per workspace and then reused.
 
 This replaces the kit's "OEM Test Root" / "OEM Test Cert" pair that ``installoemcerts`` puts in place
-(reference cab-authenticode-registry.md §4.1: test builds are signed with a test certificate, retail builds with
-the OEM's own). Every subject says "(TEST ONLY)" so that :func:`iotbuild.formats.authenticode.is_test_only` and
-release checks can tell test-signed packages apart.
+(reference cab-authenticode-registry.md §4.1: test builds are signed with a test certificate, retail builds
+with the OEM's own). Every subject says "(TEST ONLY)" so that
+:func:`iotbuild.formats.authenticode.is_test_only` and release checks can tell test-signed packages apart.
 
-notBefore is fixed at 1999-12-31 so that any ``SOURCE_DATE_EPOCH`` used as signing time lies inside the validity;
-notAfter is five years after the real clock's ``now``. Only the leaf key is stored (the CA keys are discarded
-after issuing, so nothing else can be signed in the root's name); it is created with mode 0600 inside a 0700
-directory that is renamed into place only when complete.
+notBefore is fixed at 1999-12-31 so that any ``SOURCE_DATE_EPOCH`` used as signing time lies inside the
+validity; notAfter is five years after the real clock's ``now``. Only the leaf key is stored (the CA keys are
+discarded after issuing, so nothing else can be signed in the root's name); it is created with mode 0600
+inside a 0700 directory that is renamed into place only when complete.
 """
 
 from __future__ import annotations
@@ -107,10 +107,11 @@ def _issue(subject: x509.Name, key: rsa.RSAPrivateKey, issuer: x509.Name, issuer
         usage = dict(key_cert_sign=True, crl_sign=True, digital_signature=False)
     else:
         usage = dict(key_cert_sign=False, crl_sign=False, digital_signature=True)
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-    builder = builder.add_extension(x509.KeyUsage(content_commitment=False, key_encipherment=False,
-                                                  data_encipherment=False, key_agreement=False,
-                                                  encipher_only=False, decipher_only=False, **usage), critical=True)
+        eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING])
+        builder = builder.add_extension(eku, critical=False)
+    key_usage = x509.KeyUsage(content_commitment=False, key_encipherment=False, data_encipherment=False,
+                              key_agreement=False, encipher_only=False, decipher_only=False, **usage)
+    builder = builder.add_extension(key_usage, critical=True)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -135,7 +136,7 @@ def _create(pki: TestPki, *, now: datetime, oem_name: str) -> None:
 def _check(pki: TestPki, oem_name: str) -> None:
     """Reuse only a PKI that is whole and consistent; tighten permissions that someone loosened."""
     def damaged(what: str) -> SigningError:
-        return SigningError(f"test PKI in {pki.directory} is damaged: {what}", hint=pki.hint())
+        return SigningError(f"test PKI is damaged: {what}", path=pki.directory, hint=pki.hint())
 
     for path in (pki.root, pki.intermediate, pki.certificate, pki.key):
         if not path.is_file():
