@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from lxml import etree
@@ -43,7 +44,36 @@ def parse_bytes(data: bytes, *, path: str | os.PathLike[str], what: str = "XML f
                          hint="fix the XML syntax at that line") from None
     if tree.docinfo.doctype:
         _refuse_doctype(b"<!DOCTYPE", path, what)
+    _start_lines(data, tree.getroot())
     return tree.getroot()
+
+
+# Markup that can hold a "<" without starting an element, then an element's start tag.
+_MARKUP_RE = re.compile(rb"<!--.*?-->|<\?.*?\?>|<!\[CDATA\[.*?\]\]>|<!.*?>|<(?=[^/!?])", re.S)
+
+
+def _start_lines(data: bytes, root: etree._Element) -> None:
+    """libxml2 gives an element the line where its start tag *ends*; messages should name the line where it begins.
+
+    Start tags are found in document order in the raw text (a literal "<" elsewhere is only possible inside
+    comments, processing instructions and CDATA, which are skipped); if the count does not match the parsed
+    elements, the parser's lines are kept.
+    """
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        data = data.decode("utf-16", "replace").encode()
+    starts = []
+    line, pos = 1, 0
+    for m in _MARKUP_RE.finditer(data):
+        if m.group(0) == b"<":
+            line += data.count(b"\n", pos, m.start())
+            pos = m.start()
+            starts.append(line)
+    elements = [el for el in root.iter() if isinstance(el.tag, str)]
+    if len(starts) != len(elements):
+        return
+    for el, start in zip(elements, starts):
+        if el.sourceline is not None and start <= el.sourceline:
+            el.sourceline = start
 
 
 def _refuse_doctype(data: bytes, path, what: str) -> None:

@@ -124,6 +124,7 @@ class _Inf:
         self.path = path
         self.sections: dict[str, list[InfLine]] = {}
         self.section_lines: dict[str, int] = {}
+        self.section_names: dict[str, str] = {}  # lower-case key -> the name as written, for messages
         self.issues: list[InputError] = []
         raw = path.read_bytes()
         if raw.startswith(b"\xff\xfe"):
@@ -152,6 +153,7 @@ class _Inf:
                 current = s[1:-1].strip().lower()
                 self.sections.setdefault(current, [])
                 self.section_lines.setdefault(current, n)
+                self.section_names.setdefault(current, s[1:-1].strip())
                 continue
             if current is None:
                 self.err(f"line {s!r} is outside any section", n)
@@ -344,7 +346,8 @@ def parse_inf(path: Path, *, arch: str) -> InfDriver:
         for ln in inf.sections[sec]:
             k = (ln.key or "").lower()
             if k not in DDINSTALL_DIRECTIVES:
-                inf.err(f"directive {ln.key or ','.join(ln.fields)!r} in [{sec}] is not supported", ln.line,
+                inf.err(f"directive {ln.key or ','.join(ln.fields)!r} in [{inf.section_names[sec]}] is not supported",
+                        ln.line,
                         hint="supported: CopyFiles, AddReg, FeatureScore, DriverVer, PnpLockdown")
             elif k == "copyfiles":
                 copy_files(ln, sec)
@@ -352,12 +355,13 @@ def parse_inf(path: Path, *, arch: str) -> InfDriver:
                 add_reg(ln, "driver")
         for ln in inf.sections.get(f"{sec}.hw", []):
             if (ln.key or "").lower() not in HW_DIRECTIVES:
-                inf.err(f"directive {ln.key!r} in [{sec}.HW] is not supported", ln.line, hint="supported: AddReg")
+                inf.err(f"directive {ln.key!r} in [{inf.section_names[sec]}.HW] is not supported", ln.line,
+                        hint="supported: AddReg")
             else:
                 add_reg(ln, "device")
         for ln in inf.sections.get(f"{sec}.services", []):
             if (ln.key or "").lower() not in SERVICES_DIRECTIVES:
-                inf.err(f"directive {ln.key!r} in [{sec}.Services] is not supported", ln.line,
+                inf.err(f"directive {ln.key!r} in [{inf.section_names[sec]}.Services] is not supported", ln.line,
                         hint="supported: AddService")
                 continue
             f = [inf.subst(x, ln.line) for x in ln.fields]
@@ -390,10 +394,12 @@ def parse_inf(path: Path, *, arch: str) -> InfDriver:
                 inf.err(f"service install section [{f[2]}] has no ServiceBinary", ln.line,
                         hint="add ServiceBinary = %12%\\yourdriver.sys")
 
+    # [Version] values are substituted before the check below, so that an undefined %string% there is reported.
+    class_name, class_guid = inf.value("version", "Class"), inf.value("version", "ClassGuid")
+    provider = inf.value("version", "Provider")
+    catalog_file = inf.value("version", f"CatalogFile.NT{arch}") or inf.value("version", "CatalogFile")
     if inf.issues:
         raise InputErrors(inf.issues)
-    return InfDriver(path=path, class_name=inf.value("version", "Class"), class_guid=inf.value("version", "ClassGuid"),
-                     provider=inf.value("version", "Provider"),
-                     catalog_file=inf.value("version", f"CatalogFile.NT{arch}") or inf.value("version", "CatalogFile"),
-                     files=tuple(files.values()), registry=tuple(registry), services=tuple(services),
-                     install_sections=tuple(s for s, _ in install))
+    return InfDriver(path=path, class_name=class_name, class_guid=class_guid, provider=provider,
+                     catalog_file=catalog_file, files=tuple(files.values()), registry=tuple(registry),
+                     services=tuple(services), install_sections=tuple(s for s, _ in install))

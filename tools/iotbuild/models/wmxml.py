@@ -37,6 +37,10 @@ class Partition(StrEnum):
     CRASHDUMP = "CrashDump"
 
 
+# Partitions whose packages may carry registry settings (cab-authenticode-registry.md §4.2).
+REGISTRY_PARTITIONS = frozenset({Partition.MAINOS, Partition.UPDATEOS, Partition.EFIESP})
+
+
 class ReleaseType(StrEnum):
     PRODUCTION = "Production"
     TEST = "Test"
@@ -174,6 +178,11 @@ def _check_attrs(el, allowed: set[str], ctx: _Ctx) -> None:
                     hint="allowed: " + ", ".join(sorted(allowed)))
 
 
+def _q(text: str) -> str:
+    """Quote a Windows path or key for a message as the user wrote it (repr() would double every backslash)."""
+    return f"'{text}'"
+
+
 def _included(el, ctx: _Ctx) -> bool:
     expr = el.get("buildFilter")
     if expr is None:
@@ -190,13 +199,13 @@ def device_path(text: str, ctx: _Ctx, el, attr: str) -> str | None:
     macro, rest = split_leading_macro(text)
     base = runtime_path(macro) if macro else None
     if base is None:
-        ctx.err(f"{attr}={text!r} must start with a $(runtime.*) macro", el,
+        ctx.err(f"{attr}={_q(text)} must start with a $(runtime.*) macro", el,
                 hint="e.g. $(runtime.system32) or $(runtime.bootDrive)\\folder")
         return None
     if "$(" in rest:
-        ctx.err(f"{attr}={text!r}: macros are only allowed at the start", el)
+        ctx.err(f"{attr}={_q(text)}: macros are only allowed at the start", el)
         return None
-    return normalize_device_path(base + "\\" + rest, ctx, el, attr)
+    return normalize_device_path(base + "\\" + rest.lstrip("\\"), ctx, el, attr)
 
 
 def normalize_device_path(raw: str, ctx: _Ctx, el, attr: str) -> str | None:
@@ -206,14 +215,14 @@ def normalize_device_path(raw: str, ctx: _Ctx, el, attr: str) -> str | None:
         if p == "":
             continue
         if p in (".", ".."):
-            ctx.err(f"{attr}: device path {raw!r} contains {p!r}", el, hint="write the path without . or .. parts")
+            ctx.err(f"{attr}: device path {_q(raw)} contains {p!r}", el, hint="write the path without . or .. parts")
             return None
         if ":" in p:
-            ctx.err(f"{attr}: device path {raw!r} contains a drive letter or stream name", el,
+            ctx.err(f"{attr}: device path {_q(raw)} contains a drive letter or stream name", el,
                     hint="start the path with a $(runtime.*) macro instead of a drive")
             return None
         if any(c in p for c in '<>"|?*') or any(ord(c) < 32 for c in p):
-            ctx.err(f"{attr}: device path {raw!r} contains a character Windows does not allow", el)
+            ctx.err(f"{attr}: device path {_q(raw)} contains a character Windows does not allow", el)
             return None
         if p.endswith((" ", ".")):
             ctx.err(f"{attr}: path component {p!r} ends in a space or dot, which Windows drops", el)
@@ -229,12 +238,12 @@ def resolve_source(text: str, ctx: _Ctx, el, attr: str = "source") -> Path | Non
     norm = text.replace("\\", "/")
     p = Path(norm)
     if literal_abs and not Path(norm).is_absolute():
-        ctx.err(f"{attr}={text!r} uses a drive letter or UNC path", el,
+        ctx.err(f"{attr}={_q(text)} uses a drive letter or UNC path", el,
                 hint="use a path relative to the .wm.xml folder or a build variable such as $(BLDDIR)")
         return None
     full = (p if p.is_absolute() else ctx.path.parent / p).resolve()
     if not any(full == r or r in full.parents for r in ctx.roots):
-        ctx.err(f"{attr}={text!r} resolves to {full}, outside the workspace and build folders", el,
+        ctx.err(f"{attr}={_q(text)} resolves to {full}, outside the workspace and build folders", el,
                 hint="keep package sources inside the workspace (or under $(BLDDIR))")
         return None
     if not full.is_file():
@@ -291,12 +300,12 @@ def registry_key(text: str, ctx: _Ctx, el) -> str | None:
     macro, rest = split_leading_macro(text)
     root = registry_root(macro) if macro else None
     if root is None:
-        ctx.err(f"keyName={text!r} must start with a registry macro", el,
+        ctx.err(f"keyName={_q(text)} must start with a registry macro", el,
                 hint="e.g. $(hklm.software)\\… or $(hklm.system)\\…")
         return None
     parts = [p for p in rest.split("\\") if p]
     if any(p in (".", "..") for p in parts) or "$(" in rest:
-        ctx.err(f"keyName={text!r} has a '.', '..' or macro after its root", el)
+        ctx.err(f"keyName={_q(text)} has a '.', '..' or macro after its root", el)
         return None
     return "\\".join([root, *parts])
 
@@ -348,6 +357,7 @@ def load(path: Path, variables: Mapping[str, str], *, cpu: str, roots: tuple[Pat
     drivers: list[DriverItem] = []
     services: list[ServiceItem] = []
     sections = {"onecorePackageInfo", "files", "regKeys", "drivers", "service", "services"}
+    registry_el = None  # the first section that writes registry values, for the partition check
     for child in root:
         if not isinstance(child.tag, str):
             continue
@@ -357,6 +367,9 @@ def load(path: Path, variables: Mapping[str, str], *, cpu: str, roots: tuple[Pat
                     hint="allowed here: " + ", ".join(sorted(sections)) +
                     (" (<bcdStore> and legacy elements are not supported)" if tag else ""))
             continue
+        if tag in ("regKeys", "service", "services") and registry_el is None:
+            registry_el = next((c for c in child.iter() if isinstance(c.tag, str) and localname(c) in
+                                ("regKey", "service")), None)
         if tag == "files":
             files.extend(_files(child, ctx))
         elif tag == "regKeys":
@@ -375,6 +388,9 @@ def load(path: Path, variables: Mapping[str, str], *, cpu: str, roots: tuple[Pat
                         services.append(s)
 
     _check_duplicate_files(files, ctx)
+    if registry_el is not None and partition not in REGISTRY_PARTITIONS:
+        ctx.err(f"registry settings are not allowed in a {partition.value} package", registry_el,
+                hint="move the registry keys and services into a MainOS package")
     if ctx.issues:
         raise InputErrors(ctx.issues)
     return PackageDefinition(path=path, owner=owner, namespace=namespace, name=name, legacy_name=legacy,
@@ -471,7 +487,9 @@ def _reg_keys(el, ctx: _Ctx) -> list[RegKeyItem]:
                 ctx.err(f"regValue {vname or '@'}: {e}", v,
                         hint={"REG_DWORD": "write 8 hex digits, e.g. 0x0000001A or 0000001A",
                               "REG_QWORD": "write up to 16 hex digits, e.g. 000000000000005B",
-                              "REG_BINARY": "write hex bytes, e.g. 12ABCDEF"}.get(rtype.strip().upper(), ""))
+                              "REG_BINARY": "write hex bytes, e.g. 12ABCDEF"}.get(
+                            rtype.strip().upper(), "use type REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ, REG_DWORD, "
+                                                   "REG_QWORD or REG_BINARY"))
                 continue
             ident = (vname or "@").lower()
             if ident in seen:

@@ -13,12 +13,11 @@ from ...formats.regfile import RegKey, RegType, RegValue
 from ...models import inf as infmodel
 from ...models.macros import REGISTRY_ROOTS
 from ...models.wmxml import (ERROR_CONTROLS, FAILURE_ACTION_TYPES, SERVICE_STARTS, SERVICE_TYPES, SID_TYPES,
-                             PackageDefinition, Partition, ServiceItem)
+                             REGISTRY_PARTITIONS, PackageDefinition, ServiceItem)
 
 SERVICES_KEY = r"HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Services"
 DRIVER_DATABASE = r"HKEY_LOCAL_MACHINE\Drivers\DriverDatabase\DriverPackages"
 FILE_REPOSITORY = r"\Windows\System32\DriverStore\FileRepository"
-REGISTRY_PARTITIONS = {Partition.MAINOS, Partition.UPDATEOS, Partition.EFIESP}
 RESERVED_DIRS = (r"\windows\packages\dsmfiles", r"\windows\packages\registryfiles", r"\windows\packages\policyfiles",
                  r"\windows\packages\certificates")
 
