@@ -128,3 +128,12 @@ def test_entities_and_doctype_refused(tmp_path):
     with pytest.raises(InputError) as e:
         wmxml.load(p, VARS, cpu="amd64", roots=(tmp_path,))
     assert e.value.line == 2 and "DOCTYPE" in str(e.value) + e.value.hint
+
+
+def test_build_wow_guest_packages_are_refused_clearly(tmp_path):
+    p = tmp_path / "W.wm.xml"
+    p.write_text('<identity xmlns="urn:Microsoft.CompPlat/ManifestSchema.v1.00" name="W" namespace="N" owner="o"\n'
+                 '  buildWow="true"/>')
+    with pytest.raises(InputError) as e:
+        wmxml.load(p, VARS, cpu="amd64", roots=(tmp_path,))
+    assert "buildWow" in str(e.value) and e.value.line == 1 and e.value.hint

@@ -37,3 +37,20 @@ def test_no_workspace_is_one_clear_error(tmp_path):
     assert p.returncode == 1
     assert "no IoTWorkspace.xml found" in p.stderr and "Traceback" not in p.stderr
     assert "--workspace" in p.stderr
+
+
+def test_console_script_with_workspace_from_another_folder(tmp_path):
+    import shutil
+    from tests.conftest import REPO
+    ws = tmp_path / "ws"
+    shutil.copytree(REPO / "workspace", ws / "workspace", ignore=shutil.ignore_patterns("Certs"))
+    shutil.copytree(REPO / "packages/Registry.Version", ws / "packages/Registry.Version")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    p = subprocess.run([sys.executable, "-m", "iotbuild", "--workspace", str(ws), "buildpkg", "--json"],
+                       cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    import json
+    assert json.loads(p.stdout)["packages"][0]["status"] == "built"
+    assert (ws / "build/amd64/pkgs/Contoso.Registry.Version.cab").is_file()
+    assert not (elsewhere / "build").exists()

@@ -341,7 +341,14 @@ def load(path: Path, variables: Mapping[str, str], *, cpu: str, roots: tuple[Pat
             ctx.err(f"{attr}={value!r} may only contain letters, digits, '_', '-' and '.'", root)
         if value and len(value) > 64 and attr != "legacyName":
             ctx.err(f"{attr}={value!r} is longer than 64 characters", root)
-    build_wow = (root.get("buildWow") or "false").strip().lower() == "true"
+    wow_text = (root.get("buildWow") or "false").strip().lower()
+    if wow_text not in ("true", "false"):
+        ctx.err(f"buildWow={root.get('buildWow')!r} is not true or false", root, hint='write buildWow="false"')
+    build_wow = wow_text == "true"
+    if build_wow:
+        # pkggen would also emit a WOW guest package (x86 on amd64, arm on arm64); iotbuild does not build those yet.
+        ctx.err("buildWow=\"true\" (a second, WOW guest package) is not supported", root,
+                hint="remove buildWow or set it to false; build the 32-bit files as their own package")
 
     info = root.find(f"{{{NS}}}onecorePackageInfo")
     issues = ctx.issues
