@@ -54,3 +54,11 @@ def test_console_script_with_workspace_from_another_folder(tmp_path):
     assert json.loads(p.stdout)["packages"][0]["status"] == "built"
     assert (ws / "build/amd64/pkgs/Contoso.Registry.Version.cab").is_file()
     assert not (elsewhere / "build").exists()
+
+
+def test_task_help_works_despite_positional_arguments():
+    for task in ("buildpkg", "verifycab"):
+        p = subprocess.run([sys.executable, "-m", "iotbuild", task, "--help"], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert "Docstring:" in p.stdout and "--json" in p.stdout
