@@ -416,21 +416,28 @@ def _children(el, tag: str, ctx: _Ctx):
         yield c
 
 
+def _source(el, ctx: _Ctx, hint: str) -> tuple[str | None, Path | None]:
+    """A required ``source=``: its expanded text and host path (None where a problem was recorded)."""
+    if el.get("source") is None:
+        ctx.err(f"<{localname(el)}> has no source", el, hint=hint)
+        return None, None
+    text = ctx.expand(el.get("source"), el, "source")
+    if text is None:
+        return None, None
+    return text, resolve_source(text, ctx, el)
+
+
 def _files(el, ctx: _Ctx) -> list[FileItem]:
     out = []
     for f in _children(el, "file", ctx):
         _check_attrs(f, {"source", "destinationDir", "name", "buildFilter"}, ctx)
         if not _included(f, ctx):
             continue
-        src_text = ctx.expand(f.get("source"), f, "source")
-        if f.get("source") is None:
-            ctx.err("<file> has no source", f, hint='add source="file name relative to the .wm.xml"')
-            continue
+        src_text, src = _source(f, ctx, 'add source="file name relative to the .wm.xml"')
         if src_text is None:
             continue
         dest_text = ctx.expand(f.get("destinationDir", "$(runtime.system32)"), f, "destinationDir")
         name = ctx.expand(f.get("name"), f, "name")
-        src = resolve_source(src_text, ctx, f)
         if dest_text is None or (f.get("name") is not None and name is None):
             continue
         if name is None:
@@ -540,13 +547,7 @@ def _drivers(el, ctx: _Ctx) -> list[DriverItem]:
             ctx.err("<driver><files> overrides are not supported", d,
                     hint="put the driver's files next to the INF, where [SourceDisksFiles] expects them")
             continue
-        text = ctx.expand(inf.get("source"), inf, "source")
-        if inf.get("source") is None:
-            ctx.err("<inf> has no source", inf, hint='add source="x.inf"')
-            continue
-        if text is None:
-            continue
-        src = resolve_source(text, ctx, inf)
+        _, src = _source(inf, ctx, 'add source="x.inf"')
         if src is not None:
             out.append(DriverItem(inf=src, line=inf.sourceline))
     return out
