@@ -39,6 +39,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras=""
 [ "$want_tests" = 1 ] && extras="[test]"
-.venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v "is ignored: it is neither" || true
-.venv/bin/python -c "import iotbuild" 
+pip_log=$(mktemp)
+if ! .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" >"$pip_log" 2>&1; then
+    cat "$pip_log" >&2
+    echo "setup: pip install failed" >&2
+    exit 1
+fi
+rm -f "$pip_log"
+.venv/bin/python -c "import iotbuild.tasks, lxml, cryptography, asn1crypto, pycdlib, jinja2, rich"
 echo "setup: ok ($(.venv/bin/python --version), osslsigncode $(osslsigncode --version 2>&1 | head -1 | awk '{print $2}'))"
