@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from iotbuild.formats.pe import authenticode_pe_hash, is_pe
 from tests.conftest import REPO, require_tool
 
 CLI = [sys.executable, "-m", "iotbuild.cli"]
@@ -99,7 +100,9 @@ def test_catalog_verifies_and_lists_the_sha256_of_every_file(sample_ws, tmp_path
         for name, data in files.items():
             if name == "content.cat" or not data:
                 continue
-            assert hashlib.sha256(data).hexdigest().upper() in listed, (cab.name, name)
+            # PE images are listed by their Authenticode image hash (the PE SIP), everything else by SHA-256.
+            expected = authenticode_pe_hash(data) if is_pe(data) else hashlib.sha256(data).digest()
+            assert expected.hex().upper() in listed, (cab.name, name)
 
 
 def test_manifest_lists_exactly_the_files_in_the_cab(sample_ws, tmp_path):

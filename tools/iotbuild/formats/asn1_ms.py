@@ -21,6 +21,7 @@ SPC_STATEMENT_TYPE_OID = "1.3.6.1.4.1.311.2.1.11"   # signed attribute
 SPC_SP_OPUS_INFO_OID = "1.3.6.1.4.1.311.2.1.12"     # signed attribute (program name, URL)
 SPC_INDIVIDUAL_SP_KEY_PURPOSE_OID = "1.3.6.1.4.1.311.2.1.21"
 SPC_COMMERCIAL_SP_KEY_PURPOSE_OID = "1.3.6.1.4.1.311.2.1.22"
+SPC_PE_IMAGE_DATA_OID = "1.3.6.1.4.1.311.2.1.15"    # SpcAttributeTypeAndOptionalValue.type: PE images
 SPC_CAB_DATA_OID = "1.3.6.1.4.1.311.2.1.25"         # SpcAttributeTypeAndOptionalValue.type: CABs, flat files
 OBSOLETE_LINK = "<<<Obsolete>>>"
 
@@ -74,13 +75,22 @@ class DigestInfo(core.Sequence):
     ]
 
 
+class SpcPeImageData(core.Sequence):
+    """SpcPeImageData ::= SEQUENCE { flags SpcPeImageFlags (BIT STRING), file [0] EXPLICIT SpcLink }."""
+
+    _fields = [
+        ("flags", core.BitString),
+        ("file", SpcLink, {"explicit": 0, "optional": True}),
+    ]
+
+
 class SpcAttributeTypeAndOptionalValue(core.Sequence):
     _fields = [
         ("type", core.ObjectIdentifier),
         ("value", core.Any, {"optional": True}),
     ]
     _oid_pair = ("type", "value")
-    _oid_specs = {SPC_CAB_DATA_OID: SpcLink}
+    _oid_specs = {SPC_CAB_DATA_OID: SpcLink, SPC_PE_IMAGE_DATA_OID: SpcPeImageData}
 
 
 class SpcIndirectDataContent(core.Sequence):

@@ -7,13 +7,18 @@ module produces the same CTL directly and signs it with
 :func:`iotbuild.formats.authenticode.build_signed_data` (eContentType szOID_CTL): no makecat, no signtool.
 
 Each member: subjectIdentifier = the member hash as upper-case hex, UTF-16LE, NUL-terminated (the ``<HASH>``
-tag); attributes CAT_MEMBERINFO2 and SPC_INDIRECT_DATA (type …2.1.25, the obsolete file link, SHA-256).
-Members are sorted by tag so that the same files always give the same bytes.
+tag); attributes CAT_MEMBERINFO2 and SPC_INDIRECT_DATA. Flat files (what makecat hands to the flat-file SIP):
+type …2.1.25, the obsolete file link, SHA-256 of the whole file. PE images (.sys/.dll/.exe, PE SIP
+{C689AAB8-8E78-11D0-8C47-00C04FC295EE}): type …2.1.15 SPC_PE_IMAGE_DATAOBJ with SpcPeImageData (empty
+flags, obsolete file link) and the Authenticode PE image hash (:func:`iotbuild.formats.pe.authenticode_pe_hash`),
+which is then also the tag. Members are sorted by tag so that the same files always give the same bytes.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +29,7 @@ from asn1crypto import core
 
 from ..errors import FormatError, InputError, SigningError
 from . import asn1_ms as ms
+from . import pe as pefmt
 from .authenticode import (AnyCertificate, SignatureInfo, SignerLike, build_signed_data, cab_indirect_data,
                            verify_signed_data)
 
@@ -34,6 +40,22 @@ _MEMBERINFO2_VALUE = b"\x82\x00"
 _HEX64 = re.compile(r"[0-9A-F]{64}")
 _CHUNK = 1 << 20
 
+PE_SIP_GUID = "{C689AAB8-8E78-11D0-8C47-00C04FC295EE}"
+FLAT_SIP_GUID = "{DE351A42-8E59-11D0-8C47-00C04FC295EE}"
+
+
+
+
+class MemberKind(str, enum.Enum):
+    """Which SIP a member goes through: the flat-file SIP (whole-file hash) or the PE SIP (PE image hash)."""
+
+    FLAT = "flat"
+    PE = "pe"
+
+    @property
+    def sip_guid(self) -> str:
+        return PE_SIP_GUID if self is MemberKind.PE else FLAT_SIP_GUID
+
 
 @dataclass(frozen=True, order=True)
 class CatalogMember:
@@ -41,22 +63,40 @@ class CatalogMember:
 
     tag_hex: str   # upper-case hex SHA-256
     digest: bytes  # 32 bytes
+    kind: MemberKind = MemberKind.FLAT
 
     def __post_init__(self) -> None:
+        if not isinstance(self.kind, MemberKind):
+            object.__setattr__(self, "kind", MemberKind(self.kind))
         if not _HEX64.fullmatch(self.tag_hex):
             raise ValueError(f"catalog member tag {self.tag_hex!r} is not 64 upper-case hex digits")
         if len(self.digest) != 32:
             raise ValueError(f"catalog member digest has {len(self.digest)} bytes, not 32 (SHA-256)")
 
     @classmethod
-    def from_digest(cls, digest: bytes) -> CatalogMember:
-        return cls(digest.hex().upper(), digest)
+    def from_digest(cls, digest: bytes, kind: MemberKind | str = MemberKind.FLAT) -> CatalogMember:
+        return cls(digest.hex().upper(), digest, MemberKind(kind))
 
     @classmethod
-    def for_file(cls, path: Path) -> CatalogMember:
-        """A flat-file member: the plain SHA-256 of the file, read in 1 MiB chunks."""
-        h = hashlib.sha256()
+    def for_data(cls, data: bytes) -> CatalogMember:
+        """Like :meth:`for_file` for bytes in memory (generated members such as ``.reg`` files)."""
+        if pefmt.is_pe(data):
+            return cls.from_digest(pefmt.authenticode_pe_hash(data), MemberKind.PE)
+        return cls.from_digest(hashlib.sha256(data).digest())
+
+    @classmethod
+    def for_file(cls, path: str | os.PathLike[str]) -> CatalogMember:
+        """The member makecat would write for ``path``: a PE member (Authenticode PE image hash) when the file
+        is a well-formed PE image (:func:`iotbuild.formats.pe.is_pe`), else a flat member (plain SHA-256).
+        Both are read in 1 MiB chunks."""
         with open(path, "rb") as f:
+            if pefmt.is_pe(f):
+                try:
+                    return cls.from_digest(pefmt.authenticode_pe_hash(f), MemberKind.PE)
+                except FormatError as e:
+                    raise e.with_path(path) from None
+            f.seek(0)
+            h = hashlib.sha256()
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
         return cls.from_digest(h.digest())
@@ -99,13 +139,13 @@ def build_ctl(members: Iterable[CatalogMember], *, package_name: str, this_updat
     unique = sorted(set(members))
     for a, b in zip(unique, unique[1:]):
         if a.tag_hex == b.tag_hex:
-            raise InputError(f"catalog member {a.tag_hex} is listed with two different digests")
+            raise InputError(f"catalog member {a.tag_hex} is listed with two different digests or kinds")
     subjects = []
     for m in unique:
         memberinfo2 = ms.CtlAttribute({"type": ms.CAT_MEMBERINFO2_OID,
                                        "values": ms.SetOfAny([core.Any.load(_MEMBERINFO2_VALUE)])})
         indirect = ms.CtlAttribute({"type": ms.SPC_INDIRECT_DATA_OID,
-                                    "values": [cab_indirect_data(m.digest)]})
+                                    "values": [_indirect_data(m)]})
         subjects.append({"subject_identifier": m.tag_hex.encode("utf-16-le") + b"\0\0",
                          "subject_attributes": [memberinfo2, indirect]})
     when = this_update.astimezone(timezone.utc).replace(microsecond=0)
@@ -154,6 +194,19 @@ def verify_catalog(data: bytes, trusted_roots: Sequence[AnyCertificate] = (), *,
     return read_catalog(data, trusted_roots=trusted_roots, path=path)
 
 
+def _indirect_data(member: CatalogMember) -> ms.SpcIndirectDataContent:
+    """SPC_INDIRECT_DATA of a member: the flat-file form (…2.1.25) or the PE form (…2.1.15, SpcPeImageData)."""
+    if member.kind is MemberKind.FLAT:
+        return cab_indirect_data(member.digest)
+    link = ms.SpcLink({"file": ms.SpcString({"unicode": ms.OBSOLETE_LINK})})
+    pe_data = ms.SpcPeImageData({"flags": (), "file": link})
+    return ms.SpcIndirectDataContent({
+        "data": {"type": ms.SPC_PE_IMAGE_DATA_OID, "value": pe_data},
+        "message_digest": {"digest_algorithm": {"algorithm": ms.SHA256_OID, "parameters": core.Null()},
+                           "digest": member.digest},
+    })
+
+
 def _utf16z(raw: bytes) -> str:
     return raw.decode("utf-16-le", "replace").rstrip("\0")
 
@@ -173,5 +226,6 @@ def _member(subject: ms.TrustedSubject) -> CatalogMember | None:
         for value in attr["values"]:
             info = value["message_digest"]
             if info["digest_algorithm"]["algorithm"].dotted == ms.SHA256_OID and _HEX64.fullmatch(tag):
-                return CatalogMember(tag, info["digest"].native)
+                kind = MemberKind.PE if value["data"]["type"].dotted == ms.SPC_PE_IMAGE_DATA_OID else MemberKind.FLAT
+                return CatalogMember(tag, info["digest"].native, kind)
     return None

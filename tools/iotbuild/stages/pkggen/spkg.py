@@ -1,7 +1,7 @@
 """Assemble one signed SPKG cab from a package's content (cab-authenticode-registry.md §4.2).
 
 Order: registry files → file list with short cab names → man.dsm.xml → content.cat (SHA-256 of every
-file but itself, signed) → cab (MSZIP) → Authenticode signature. The cab appears under its final name
+file but itself — the Authenticode PE image hash for PE payloads — signed) → cab (MSZIP) → Authenticode signature. The cab appears under its final name
 only when all of that succeeded.
 """
 
@@ -64,6 +64,7 @@ def build_spkg(content: PackageContent, *, out_dir: Path, version: str, cpu_type
     ]
     sources: dict[str, CabSource] = {}
     digests: list[bytes] = []
+    payload_members: list[catfmt.CatalogMember] = []  # PE payloads (.sys/.dll/.exe) get the PE-image form
     index = len(entries)
     for ftype, dev, data in generated:
         cab_path = short_cab_path(dev, index)
@@ -77,7 +78,7 @@ def build_spkg(content: PackageContent, *, out_dir: Path, version: str, cpu_type
         entries.append(FileEntry(FileType.REGULAR, p.device_path, cab_path, "Archive Compressed", size))
         sources[cab_path] = CabSource(name=cab_path, path=p.source)
         if size:
-            digests.append(sha256_file(p.source))
+            payload_members.append(catfmt.CatalogMember.for_file(p.source))
         index += 1
 
     manifest = PackageManifest(owner=defn.owner, component=defn.namespace, sub_component=defn.name, version=version,
@@ -89,7 +90,7 @@ def build_spkg(content: PackageContent, *, out_dir: Path, version: str, cpu_type
 
     # The catalog's list identifier is derived, not random, so rebuilds are byte-identical.
     list_id = uuid.uuid5(uuid.NAMESPACE_URL, f"iotbuild:{name}:{version}:{epoch}").bytes
-    members = [catfmt.CatalogMember(tag_hex=d.hex().upper(), digest=d) for d in digests]
+    members = [catfmt.CatalogMember(tag_hex=d.hex().upper(), digest=d) for d in digests] + payload_members
     cat = catfmt.build_catalog(members, package_name=name, signer=signer, signing_time=signing_time,
                                list_identifier=list_id)
 

@@ -3,13 +3,15 @@
 1. the cab's Authenticode signature (digest, signature value, chain to a trusted root);
 2. every CFDATA checksum, by reading every member;
 3. ``content.cat``: its own signature and chain;
-4. every member except the catalog: its SHA-256 is listed in the catalog (zero-length files excepted);
+4. every member except the catalog: its SHA-256 — or, for a PE image, its Authenticode PE image hash — is
+   listed in the catalog (zero-length files excepted);
 5. ``man.dsm.xml`` lists exactly the members of the cab.
 """
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +21,11 @@ from ...errors import FormatError, SigningError
 from ...formats.authenticode import SignatureInfo, verify_cab
 from ...formats.cab import CabReader
 from ...formats.catalog import verify_catalog
+from ...formats.pe import authenticode_pe_hash, is_pe
 from .dsm import parse_manifest
 
 META = {"man.dsm.xml", "content.cat"}
+SPOOL_MAX = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -102,13 +106,29 @@ def verify_package(cab: Path, *, trusted_roots) -> PackageVerification:
             raise SigningError("content.cat's signing chain does not end in a trusted root", path=cab)
         for member, chunks in reader.iter_members():
             h = hashlib.sha256()
-            for chunk in chunks:
-                h.update(chunk)
-            if member.name == "content.cat" or member.size == 0:
-                continue
-            if h.digest() not in catalog.member_digests:
-                raise SigningError(f"{member.name}: its SHA-256 {h.hexdigest()} is not in content.cat "
-                                   "(the file was changed after the catalog was signed)", path=cab)
+            # Members starting with "MZ" may be PE images, listed by their PE image hash: keep a copy to
+            # hash again (in memory up to 16 MiB, then in a temporary file).
+            with tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX) as spool:
+                first = True
+                for chunk in chunks:
+                    if first:
+                        keep, first = chunk[:2] == b"MZ", False
+                    h.update(chunk)
+                    if keep:
+                        spool.write(chunk)
+                if member.name == "content.cat" or member.size == 0:
+                    continue
+                if h.digest() in catalog.member_digests:
+                    continue
+                if not first and keep and is_pe(spool):
+                    pe_hash = authenticode_pe_hash(spool)
+                    if pe_hash in catalog.member_digests:
+                        continue
+                    raise SigningError(f"{member.name}: neither its SHA-256 {h.hexdigest()} nor its PE image "
+                                       f"hash {pe_hash.hex()} is in content.cat (the file was changed after the "
+                                       "catalog was signed)", path=cab)
+            raise SigningError(f"{member.name}: its SHA-256 {h.hexdigest()} is not in content.cat "
+                               "(the file was changed after the catalog was signed)", path=cab)
         listed = {f.cab_path for f in manifest.files}
         if listed != set(names):
             missing, extra = sorted(listed - set(names)), sorted(set(names) - listed)
