@@ -67,6 +67,7 @@ class Workspace:
     signing: SigningConfig
     kit_layout: bool = False
     ms_package_root: Path | None = None
+    bsp_pkg_dir_override: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     # -- well-known folders ------------------------------------------------------------------
@@ -77,6 +78,11 @@ class Workspace:
     @property
     def pkg_dir(self) -> Path:
         return self.build_dir / "pkgs"
+
+    @property
+    def bsp_pkg_dir(self) -> Path:
+        """BSPPKG_DIR: where prebuilt board cabs live (Env/BSPPkgDir, default the package output folder)."""
+        return self.bsp_pkg_dir_override or self.pkg_dir
 
     @property
     def log_dir(self) -> Path:
@@ -200,12 +206,23 @@ def load_workspace(where: Path | None = None, *, env: Mapping[str, str] | None =
     if not build_dir.is_absolute():
         build_dir = root / build_dir
 
-    ms_root_text = _text(cfg.find("MSPkgRoot"))
+    bsp_pkg_text = env.get("BSPPKG_DIR") or _text(env_el.find("BSPPkgDir") if env_el is not None else None)
+    bsp_pkg_dir = None
+    if bsp_pkg_text and bsp_pkg_text.strip() != "%PKGBLD_DIR%":
+        bsp_pkg_dir = Path(_expand_env(bsp_pkg_text.replace("\\", "/"),
+                                       {**xenv, "PKGBLD_DIR": str(build_dir / "pkgs"), "BLD_DIR": str(build_dir)}))
+        if "%" in str(bsp_pkg_dir):
+            raise InputError(f"BSPPkgDir {bsp_pkg_text!r} names an unknown %VARIABLE%", path=config,
+                             hint="use %PKGBLD_DIR%, %IOTWKSPACE% or an absolute folder")
+        if not bsp_pkg_dir.is_absolute():
+            bsp_pkg_dir = root / bsp_pkg_dir
+
+    ms_root_text = env.get("MSPKG_ROOT") or _text(cfg.find("MSPkgRoot"))
     ms_root = Path(_expand_env(ms_root_text, xenv)) if ms_root_text else None
 
     signing = _signing_config(cfg, config, root, env)
     return Workspace(root=root, config_path=config, oem_name=oem, arch=the_arch, bsp_version=version,
-                     build_dir=build_dir, signing=signing, kit_layout=kit_layout, ms_package_root=ms_root, env=env)
+                     build_dir=build_dir, signing=signing, kit_layout=kit_layout, ms_package_root=ms_root, bsp_pkg_dir_override=bsp_pkg_dir, env=env)
 
 
 def _paths(value: str, base: Path) -> tuple[Path, ...]:

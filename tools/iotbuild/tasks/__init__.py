@@ -2,8 +2,10 @@
 
 from invoke import Collection
 
-from . import pkg
+from . import fm, pkg
 
 ns = Collection()
 for _t in (pkg.buildpkg, pkg.verifycab, pkg.preparesamples):
+    ns.add_task(_t)
+for _t in (fm.buildfm, fm.listfeatures, fm.featurepackages):
     ns.add_task(_t)
