@@ -7,5 +7,5 @@ from . import fm, pkg
 ns = Collection()
 for _t in (pkg.buildpkg, pkg.verifycab, pkg.preparesamples):
     ns.add_task(_t)
-for _t in (fm.buildfm, fm.listfeatures, fm.featurepackages):
+for _t in (fm.buildfm, fm.listfeatures, fm.featurepackages, fm.checkfeatures, fm.checkpackages):
     ns.add_task(_t)

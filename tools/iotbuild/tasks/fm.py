@@ -63,3 +63,61 @@ def featurepackages(c, feature, json=False, workspace=None):
     for r in refs:
         say(f"{r.name:48} {r.fm.name}:{r.line}")
     say(f"featurepackages {fid}: {len(refs)} package(s)")
+
+
+@task(help={"product": "product folder name under products/", "config": "Test or Retail",
+            "json": "print a JSON result on stdout", "workspace": "workspace folder"})
+@handle_errors
+def checkfeatures(c, product, config, json=False, workspace=None):
+    """Check that every feature, SOC and Device of a product's OEMInput is defined by its feature manifests."""
+    from ..errors import InputErrors
+    from ..stages.resolve import check_features, load_product
+    ws = open_workspace(workspace)
+    oi, fms, idx = load_product(ws, product, config)
+    issues = check_features(oi, idx, fms)
+    if issues:
+        raise InputErrors(issues)
+    feats = [f.id for f in (*oi.oem_features, *oi.microsoft_features)]
+    if json:
+        emit_json({"ok": True, "oeminput": str(oi.path), "features": feats, "fms": [str(f.path) for f in fms]})
+    else:
+        say(f"checkfeatures {product} {config}: {len(feats)} feature(s), SOC {oi.soc} and Device {oi.device} "
+            f"are defined by {len(fms)} feature manifest(s)")
+
+
+@task(help={"product": "product folder name under products/", "config": "Test or Retail",
+            "json": "print a JSON result on stdout", "workspace": "workspace folder"})
+@handle_errors
+def checkpackages(c, product, config, json=False, workspace=None):
+    """Resolve a product's packages and check that each exists and verifies (signature, catalog, manifest)."""
+    from pathlib import Path
+
+    from ..errors import InputError, InputErrors, IotbuildError
+    from ..stages.pkggen.verify import trusted_roots_for, verify_package
+    from ..stages.resolve import resolve
+    ws = open_workspace(workspace)
+    res = resolve(ws, product, config)
+    roots = trusted_roots_for(str(ws.root))
+    issues, rows = [], []
+    for ref in res.packages:
+        p = Path(ref.location)
+        if not p.is_file():
+            issues.append(InputError(f"package {ref.name} is missing ({p})", path=ref.fm, line=ref.line,
+                                     hint="run invoke buildpkg and invoke buildfm all"))
+            continue
+        try:
+            v = verify_package(p, trusted_roots=roots)
+        except IotbuildError as e:
+            issues.append(InputError(f"package {ref.name} does not verify: {e}", path=ref.fm, line=ref.line,
+                                     hint="rebuild it (invoke buildpkg --force)"))
+            continue
+        rows.append({"name": ref.name, "why": res.reasons[ref.name.lower()], "release_type": v.release_type,
+                     "test_only": v.test_only})
+    if issues:
+        raise InputErrors(issues)
+    if json:
+        emit_json({"ok": True, **res.to_dict(), "checked": rows})
+    else:
+        for r in rows:
+            say(f"{r['name']:56} {r['why']}" + ("  [TEST ONLY signature]" if r["test_only"] else ""))
+        say(f"checkpackages {product} {config}: {len(rows)} package(s) present and verified")
