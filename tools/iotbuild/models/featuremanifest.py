@@ -37,6 +37,7 @@ FEATURE_GROUPS = ("Microsoft", "OEM")
 PACKAGE_ATTRS = {"Path", "Name", "Language", "Resolution", "Partition", "CPUType", "ID", "NoBasePackage",
                  "FeatureIdentifierPackage", "SOC", "SV", "Device", "ReleaseType", "Type", "Version", "PublicKey",
                  "BinaryPartition"}
+FM_TOKENS = ("PKGBLD_DIR", "OEM_NAME", "BSPPKG_DIR", "MSPKG_DIR", "BLD_DIR", "BSP_ARCH")
 _TOKEN = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)%")
 
 
@@ -57,7 +58,7 @@ class Filter:
         if neg:
             t = t[1:].strip()
         if not (t.startswith("(") and t.endswith(")")):
-            if neg or ";" in t:
+            if neg or any(c in t for c in ";()"):
                 raise ValueError(f"{text!r} is not '*', '(a;b)' or '!(a;b)'")
             return cls(frozenset({t.lower()}), False, False)  # a single bare value
         items = frozenset(v.strip().lower() for v in t[1:-1].split(";") if v.strip())
@@ -195,10 +196,14 @@ def host_path(text: str) -> str:
 
 def _root(path: Path, expected: str, issues: _Issues):
     root = parse(path, what="feature manifest" if expected == "FeatureManifest" else "FM file list")
-    if localname(root) != expected or etree.QName(root).namespace != NS:
-        raise InputError(f"root element <{etree.QName(root).text}> is not <{expected} xmlns=\"{NS}\">",
-                         path=path, line=root.sourceline,
-                         hint=f"this file is not a {'feature manifest' if expected == 'FeatureManifest' else 'FM file list'}")
+    what = "a feature manifest" if expected == "FeatureManifest" else "an FM file list"
+    if localname(root) != expected:
+        raise InputError(f"root element <{localname(root)}> is not <{expected} xmlns=\"{NS}\">",
+                         path=path, line=root.sourceline, hint=f"this file is not {what}")
+    ns = etree.QName(root).namespace
+    if ns != NS:
+        raise InputError(f"root element <{expected}> has " + (f"namespace {ns!r}" if ns else "no namespace")
+                         + f", not {NS!r}", path=path, line=root.sourceline, hint=f'set xmlns="{NS}" on <{expected}>')
     return root
 
 
@@ -220,9 +225,13 @@ def parse_feature_manifest(path: Path, tokens: Mapping[str, str]) -> FeatureMani
         try:
             return expand_tokens(text, tokens)
         except KeyError as e:
-            issues.add(f"{attr}: unknown token %{e.args[0]}%", el,
-                       hint="known: " + ", ".join(f"%{k}%" for k in sorted(tokens) if k.isupper() and "_" in k)
-                       + " (or set an environment variable of that name)")
+            name = e.args[0]
+            if name.upper() == "MSPKG_DIR":
+                hint = "set <MSPkgRoot> in IoTWorkspace.xml to the Microsoft packages folder or ISO"
+            else:  # the FM tokens only: the rest of the environment is nobody's business in a message
+                hint = ("known: " + ", ".join(f"%{k}%" for k in FM_TOKENS if k in tokens)
+                        + " (or set an environment variable of that name)")
+            issues.add(f"{attr}: unknown token %{name}%", el, hint=hint)
             return None
 
     def package(el, section: str, selector_attr: str | None) -> None:
@@ -245,7 +254,8 @@ def parse_feature_manifest(path: Path, tokens: Mapping[str, str]) -> FeatureMani
         if name is None or directory is None:
             return
         if "/" in name or "\\" in name or name in (".", ".."):
-            issues.add(f"Name={name!r} must be a file name; put folders in Path", el)
+            issues.add(f"Name={name!r} must be a file name; put folders in Path", el,
+                       hint='e.g. Path="%PKGBLD_DIR%" Name="%OEM_NAME%.Ns.Name.cab"')
             return
         selector = None
         if selector_attr is not None:
@@ -256,7 +266,8 @@ def parse_feature_manifest(path: Path, tokens: Mapping[str, str]) -> FeatureMani
                 return
         cpu = el.get("CPUType")
         if cpu is not None and cpu.upper() not in CPU_TYPES:
-            issues.add(f"CPUType={cpu!r} is not one of {', '.join(CPU_TYPES)}", el)
+            issues.add(f"CPUType={cpu!r} is not one of {', '.join(CPU_TYPES)}", el,
+                       hint="remove CPUType (the package's own architecture is used) or use one of those")
         fids: list[str] = []
         for c in _kids(el):
             if localname(c) != "FeatureIDs":
@@ -268,7 +279,8 @@ def parse_feature_manifest(path: Path, tokens: Mapping[str, str]) -> FeatureMani
                     continue
                 fid = (f.text or "").strip()
                 if not re.fullmatch(r"[A-Za-z0-9_.\-]+", fid):
-                    issues.add(f"FeatureID {fid!r} is empty or has characters other than letters, digits, _ . -", f)
+                    issues.add(f"FeatureID {fid!r} is empty or has characters other than letters, digits, _ . -", f,
+                               hint="e.g. <FeatureID>CUSTOM_CMD</FeatureID>")
                 elif fid in fids:
                     issues.add(f"FeatureID {fid} is listed twice for {name}", f, hint="remove one")
                 else:
@@ -306,7 +318,8 @@ def parse_feature_manifest(path: Path, tokens: Mapping[str, str]) -> FeatureMani
                     for cf in _kids(grp):
                         fid = (cf.get("FeatureID") or "").strip()
                         if localname(cf) != "ConditionalFeature" or not fid:
-                            issues.add("<OEMConditionalFeatures> holds <ConditionalFeature FeatureID=…>", cf)
+                            issues.add("<OEMConditionalFeatures> holds <ConditionalFeature FeatureID=…>", cf,
+                                       hint='e.g. <ConditionalFeature FeatureID="CUSTOM_SMBIOS" UpdateAction="NoUpdate"/>')
                             continue
                         conditional.append(ConditionalFeature(fid, cf.get("UpdateAction"), cf.sourceline))
                 else:
@@ -346,7 +359,8 @@ def parse_fm_list(path: Path, *, fm_directory: Path, owner_name: str, check_exis
                 seen[fid.upper()] = fm.sourceline
                 text = raw.replace("$(FMDirectory)", str(fm_directory))
                 if "$(" in text:
-                    issues.add(f"Path={raw!r}: only $(FMDirectory) may be used", fm)
+                    issues.add(f"Path={raw!r}: only $(FMDirectory) may be used", fm,
+                               hint="use $(FMDirectory)\\Name.xml")
                     continue
                 p = Path(host_path(text))
                 if not p.is_absolute():
@@ -360,7 +374,9 @@ def parse_fm_list(path: Path, *, fm_directory: Path, owner_name: str, check_exis
                     continue
                 cpu = fm.get("CPUType", "")
                 if cpu and cpu not in CPU_TYPES and cpu != "CPU_TYPE":
-                    issues.add(f"CPUType={cpu!r} is not one of {', '.join(CPU_TYPES)} (case-sensitive)", fm)
+                    issues.add(f"CPUType={cpu!r} is not one of {', '.join(CPU_TYPES)} (case-sensitive)", fm,
+                               hint=f'write CPUType="{cpu.upper()}"' if cpu.upper() in CPU_TYPES
+                               else "use " + ", ".join(CPU_TYPES))
                     continue
                 owner = (fm.get("OwnerName") or owner_name).replace("OEM_NAME", owner_name)
                 entries.append(FMListEntry(id=fid, path=p, release_type=fm.get("ReleaseType", "Production"),

@@ -60,7 +60,8 @@ def fm_sets(ws: Workspace, target: str) -> list[FMSet]:
         names = bsp_names(ws)
         chosen = names if t == "all" else [n for n in names if n.lower() == t]
         if t != "all" and not chosen:
-            raise InputError(f"no board named {target!r}", path=ws.root,
+            base = (ws.source_dir / "BSP") if ws.kit_layout else (ws.root / "bsp")
+            raise InputError(f"no board named {target!r}", path=base,
                              hint="use oem, all or one of: " + (", ".join(names) or "(no BSP folders found)"))
         for name in chosen:
             pkgs = bsp_dir(ws, name) / "Packages"
