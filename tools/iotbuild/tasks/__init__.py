@@ -2,10 +2,11 @@
 
 from invoke import Collection
 
-from . import fm, pkg
+from . import author, fm, pkg
 
 ns = Collection()
-for _t in (pkg.buildpkg, pkg.verifycab, pkg.preparesamples):
+for _t in (pkg.buildpkg, pkg.verifycab, pkg.preparesamples, author.newproduct, author.newbsp, author.newpkg,
+           author.inf2pkg, author.addfid, author.removefid, author.setversion):
     ns.add_task(_t)
 for _t in (fm.buildfm, fm.listfeatures, fm.featurepackages, fm.checkfeatures, fm.checkpackages):
     ns.add_task(_t)
