@@ -20,6 +20,7 @@ INSTALL_HINTS = {
     "cabextract": "apt-get install --no-install-recommends cabextract",
     "gcab": "apt-get install --no-install-recommends gcab",
     "openssl": "apt-get install --no-install-recommends openssl",
+    "wimlib-imagex": "apt-get install --no-install-recommends wimtools (or run scripts/setup.sh)",
 }
 
 

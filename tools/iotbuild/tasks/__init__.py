@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import author, fm, pkg
+from . import author, fm, pkg, ppkg
 
 ns = Collection()
 for _t in (pkg.buildpkg, pkg.verifycab, pkg.preparesamples, author.newproduct, author.newbsp, author.newpkg,
@@ -10,3 +10,5 @@ for _t in (pkg.buildpkg, pkg.verifycab, pkg.preparesamples, author.newproduct, a
     ns.add_task(_t)
 for _t in (fm.buildfm, fm.listfeatures, fm.featurepackages, fm.checkfeatures, fm.checkpackages):
     ns.add_task(_t)
+ns.add_task(ppkg.buildppkg)
+ns.add_collection(ppkg.ns)
