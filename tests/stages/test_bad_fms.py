@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from iotbuild import samples
 from iotbuild.signing.pki import ensure_test_pki
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +82,8 @@ def _sample_workspace(ws: Path, certs: Path) -> None:
     shutil.copy2(REPO / "workspace" / "IoTWorkspace.xml", ws / "workspace" / "IoTWorkspace.xml")
     shutil.copytree(certs, ws / "workspace" / "Certs")
     for d in ("packages", "bsp"):
-        shutil.copytree(REPO / d, ws / d, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / d, ws / d, ignore=shutil.ignore_patterns("__pycache__", "*.sys"))
+    samples.prepare(ws)  # generated inputs (the sample driver's .sys) are not in a clean clone
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from iotbuild import samples
 from iotbuild.formats.pe import minimal_driver
 from iotbuild.models import wmxml
 from iotbuild.models.featuremanifest import parse_feature_manifest, parse_fm_list
@@ -48,7 +50,8 @@ def ws(tmp_path) -> Path:
     root = tmp_path / "ws"
     for d in ("workspace", "packages", "bsp", "products"):
         if (REPO / d).exists():
-            shutil.copytree(REPO / d, root / d, ignore=shutil.ignore_patterns("Certs"))
+            shutil.copytree(REPO / d, root / d, ignore=shutil.ignore_patterns("Certs", "*.sys"))
+    samples.prepare(root)  # generated inputs (the sample driver's .sys) are not in a clean clone
     return root
 
 
