@@ -11,8 +11,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt_pkgs=(python3 python3-venv python3-pip ca-certificates openssl)
 # independent checkers: cabextract, gcab, osslsigncode (>= 2.8 lists and verifies catalogs: backports)
 apt_pkgs+=(gcab cabextract)
-# provisioning packages are WIM files: wimlib-imagex
-apt_pkgs+=(wimtools)
+# provisioning packages are WIM files: wimlib-imagex; sgdisk checks the GPTs we write
+apt_pkgs+=(wimtools gdisk)
 
 sudo_=""
 [ "$(id -u)" -ne 0 ] && sudo_="sudo"
