@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import author, fm, pkg, ppkg
+from . import author, ffu, fm, pkg, ppkg
 
 ns = Collection()
 for _t in (pkg.buildpkg, pkg.verifycab, pkg.preparesamples, author.newproduct, author.newbsp, author.newpkg,
@@ -12,3 +12,4 @@ for _t in (fm.buildfm, fm.listfeatures, fm.featurepackages, fm.checkfeatures, fm
     ns.add_task(_t)
 ns.add_task(ppkg.buildppkg)
 ns.add_collection(ppkg.ns)
+ns.add_collection(ffu.ns)
