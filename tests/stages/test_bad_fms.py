@@ -40,6 +40,8 @@ import pytest
 
 from iotbuild import samples
 from iotbuild.signing.pki import ensure_test_pki
+from tests.badinput import (assert_clean_json_error, assert_clean_text_error, case_params, load_expect,
+                            run_both)
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "data" / "bad_fms"
@@ -54,14 +56,6 @@ OVERRIDES = ("IOTBUILD_", "OEM_NAME", "ARCH", "BSP_VERSION", "BLD_DIR", "BSPPKG_
 KEYS = {"about", "target", "message", "file", "line", "hint", "must_not_contain", "corrupt", "xfail"}
 # Feature identifier packages: <Owner>.<Key>.<FM ID>.<Partition>.cab
 FIP_NAME = re.compile(r"\.(BASE|OEM_[^.]+|DEVICELAYOUT_[^.]+|OEMDEVICEPLATFORM_[^.]+)\.", re.IGNORECASE)
-
-
-def _params() -> list:
-    out = []
-    for case in CASES:
-        reason = tomllib.loads((CORPUS / case / "expect.toml").read_text()).get("xfail")
-        out.append(pytest.param(case, marks=pytest.mark.xfail(reason=reason, strict=True)) if reason else case)
-    return out
 
 
 def _command() -> list[str]:
@@ -155,70 +149,19 @@ def _leftovers(ws: Path) -> list[str]:
     return sorted(out)
 
 
-def _json_errors(doc: dict) -> list[dict]:
-    err = doc.get("error") or {}
-    return list(err.get("errors") or [err])
-
-
-@pytest.mark.parametrize("case", _params())
+@pytest.mark.parametrize("case", case_params(CORPUS, CASES))
 def test_bad_fm_fails_cleanly(case: str, tmp_path: Path, certs: Path, request: pytest.FixtureRequest) -> None:
-    expect = tomllib.loads((CORPUS / case / "expect.toml").read_text())
-    assert set(expect) <= KEYS, f"{case}/expect.toml: unknown keys {set(expect) - KEYS}"
-    assert {"message", "file", "target"} <= set(expect), f"{case}/expect.toml needs target, message and file"
-    file, line, message = expect["file"], expect.get("line"), expect["message"]
-    where = re.compile(re.escape(f"/{file}:{line}:") if line else re.escape(f"/{file}: "))
-
-    runs = {}
+    expect = load_expect(CORPUS, case, KEYS, ("target", "message", "file"))
     env = _env()
-    for mode in ("text", "json"):
-        ws = _make_workspace(tmp_path / mode, case, certs, expect, request)
-        argv = [*_command(), "buildfm", expect["target"]] + (["--json"] if mode == "json" else [])
-        runs[mode] = (ws, subprocess.Popen(argv, cwd=ws, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                           stderr=subprocess.PIPE))
-    out = {}
-    for mode, (ws, proc) in runs.items():
-        try:
-            stdout, stderr = proc.communicate(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            pytest.fail(f"{mode} run of {case} took more than {TIMEOUT} s")
-        out[mode] = (ws, proc.returncode, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
-
-    # -- for people ------------------------------------------------------------------------------------------
-    ws, rc, stdout, stderr = out["text"]
-    shown = f"exit {rc}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    assert rc != 0, shown
-    assert "Traceback" not in stderr + stdout, shown
-    matching = [ln for ln in (stdout + stderr).splitlines() if message in ln]
-    assert matching, f"no error line contains {message!r}\n{shown}"
-    located = [ln for ln in matching if where.search(ln)]
-    assert located, f"the error {message!r} does not name {file}" + (f":{line}" if line else "") + f"\n{shown}"
-    hinted = [ln for ln in located if "(fix: " in ln and expect.get("hint", "") in ln.split("(fix: ", 1)[1]]
-    assert hinted, f"the error {message!r} has no 'fix:' hint" + \
-        (f" containing {expect['hint']!r}" if "hint" in expect else "") + f"\n{shown}"
-    if "must_not_contain" in expect:
-        assert expect["must_not_contain"] not in stdout + stderr, shown
-    assert _leftovers(ws) == [], f"failed buildfm wrote files\n{shown}"
-
-    # -- for machines ----------------------------------------------------------------------------------------
-    ws, rc, stdout, stderr = out["json"]
-    shown = f"exit {rc}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    assert rc != 0, shown
-    assert "Traceback" not in stderr + stdout, shown
-    try:
-        doc = json.loads(stdout)
-    except json.JSONDecodeError as e:
-        pytest.fail(f"--json stdout is not JSON ({e})\n{shown}")
-    assert doc.get("ok") is False, shown
-    errors = [e for e in _json_errors(doc) if message in (e.get("message") or "")]
-    assert errors, f"no JSON error has a message containing {message!r}\n{shown}"
-    ok = [e for e in errors if Path(e.get("file") or "").name == file and e.get("line") == line]
-    assert ok, f"no JSON error names {file}" + (f" line {line}" if line else "") + f"\n{shown}"
-    assert all(expect.get("hint", "") in (e.get("hint") or "\0") for e in ok), shown
-    if "must_not_contain" in expect:
-        assert expect["must_not_contain"] not in stdout + stderr, shown
-    assert _leftovers(ws) == [], f"failed buildfm wrote files\n{shown}"
+    out = run_both([*_command(), "buildfm", expect["target"]],
+                   lambda mode: (_make_workspace(tmp_path / mode, case, certs, expect, request), env),
+                   timeout=TIMEOUT, label=case)
+    common = dict(file=expect["file"], line=expect.get("line"), message=expect["message"], hint=expect.get("hint"),
+                  must_not_contain=expect.get("must_not_contain"), leftovers=_leftovers,
+                  left_behind="failed buildfm wrote files")
+    assert_clean_text_error(out["text"], in_folder=True, **common)
+    # the JSON error carries a hint, and the case's hint text when it names one
+    assert_clean_json_error(out["json"], **common)
 
 
 def test_corpus_is_big_enough() -> None:

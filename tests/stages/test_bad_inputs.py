@@ -20,12 +20,9 @@ name ``file:line``, carry the message and a hint, and leave no cab or partial fi
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
-import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,19 +32,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from iotbuild.signing.pki import ensure_test_pki
+from tests.badinput import (assert_clean_json_error, assert_clean_text_error, case_params, load_expect,
+                            run_both)
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "data" / "bad_packages"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "expect.toml").is_file())
-
-
-def _params() -> list:
-    out = []
-    for case in CASES:
-        reason = tomllib.loads((CORPUS / case / "expect.toml").read_text()).get("xfail")
-        out.append(pytest.param(case, marks=pytest.mark.xfail(reason=reason, strict=True)) if reason else case)
-    return out
-
 
 EPOCH = "1700000000"
 TIMEOUT = 60
@@ -133,71 +123,19 @@ def _leftovers(ws: Path) -> list[str]:
                                       or p.name.startswith(".")))
 
 
-def _json_errors(doc: dict) -> list[dict]:
-    err = doc.get("error") or {}
-    return list(err.get("errors") or [err])
-
-
-@pytest.mark.parametrize("case", _params())
+@pytest.mark.parametrize("case", case_params(CORPUS, CASES))
 def test_bad_input_fails_cleanly(case: str, tmp_path: Path, certs: Path) -> None:
-    expect = tomllib.loads((CORPUS / case / "expect.toml").read_text())
-    assert set(expect) <= KEYS, f"{case}/expect.toml: unknown keys {set(expect) - KEYS}"
-    assert {"message", "file"} <= set(expect), f"{case}/expect.toml needs message and file"
-    file, line, message = expect["file"], expect.get("line"), expect["message"]
-    where = f"{file}:{line}:" if line else f"{file}: "  # as IotbuildError.where() prints it
-
+    expect = load_expect(CORPUS, case, KEYS, ("message", "file"))
     target = f"packages/{case}" + (f"/{expect['target']}" if "target" in expect else "")
-    runs = {}
-    for mode in ("text", "json"):
-        ws, env = _make_workspace(tmp_path / mode, case, certs, expect.get("setup"))
-        argv = [*_command(), "buildpkg", target] + (["--json"] if mode == "json" else [])
-        runs[mode] = (ws, subprocess.Popen(argv, cwd=ws, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                           stderr=subprocess.PIPE))
-    out = {}
-    for mode, (ws, proc) in runs.items():
-        try:
-            stdout, stderr = proc.communicate(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            pytest.fail(f"{mode} run of {case} took more than {TIMEOUT} s")
-        out[mode] = (ws, proc.returncode, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
-
-    # -- for people ------------------------------------------------------------------------------------------
-    ws, rc, stdout, stderr = out["text"]
-    shown = f"exit {rc}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    assert rc != 0, shown
-    assert "Traceback" not in stderr + stdout, shown
-    matching = [ln for ln in (stdout + stderr).splitlines() if message in ln]
-    assert matching, f"no error line contains {message!r}\n{shown}"
-    # message, place and hint belong to one error line (a run may report several problems)
-    located = [ln for ln in matching if where in ln]
-    assert located, f"the error {message!r} does not name {where!r}\n{shown}"
-    hinted = [ln for ln in located if "(fix: " in ln and expect.get("hint", "") in ln.split("(fix: ", 1)[1]]
-    assert hinted, f"the error {message!r} has no 'fix:' hint" + \
-        (f" containing {expect['hint']!r}" if "hint" in expect else "") + f"\n{shown}"
-    if "must_not_contain" in expect:
-        assert expect["must_not_contain"] not in stdout + stderr, shown
-    assert _leftovers(ws) == [], f"failed build left files behind\n{shown}"
-
-    # -- for machines ----------------------------------------------------------------------------------------
-    ws, rc, stdout, stderr = out["json"]
-    shown = f"exit {rc}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    assert rc != 0, shown
-    assert "Traceback" not in stderr + stdout, shown
-    try:
-        doc = json.loads(stdout)
-    except json.JSONDecodeError as e:
-        pytest.fail(f"--json stdout is not JSON ({e})\n{shown}")
-    assert doc.get("ok") is False, shown
-    errors = [e for e in _json_errors(doc) if message in (e.get("message") or "")]
-    assert errors, f"no JSON error has a message containing {message!r}\n{shown}"
-    ok = [e for e in errors if Path(e.get("file") or "").name == file and e.get("line") == line]
-    assert ok, f"no JSON error names {file}" + (f" line {line}" if line else "") + f"\n{shown}"
-    assert all(e.get("hint") for e in ok), shown
-    if "must_not_contain" in expect:
-        assert expect["must_not_contain"] not in stdout + stderr, shown
-    assert _leftovers(ws) == [], f"failed build left files behind\n{shown}"
+    out = run_both([*_command(), "buildpkg", target],
+                   lambda mode: _make_workspace(tmp_path / mode, case, certs, expect.get("setup")),
+                   timeout=TIMEOUT, label=case)
+    common = dict(file=expect["file"], line=expect.get("line"), message=expect["message"],
+                  must_not_contain=expect.get("must_not_contain"), leftovers=_leftovers,
+                  left_behind="failed build left files behind")
+    assert_clean_text_error(out["text"], hint=expect.get("hint"), **common)
+    # the JSON error carries the same hint as the text one
+    assert_clean_json_error(out["json"], hint=expect.get("hint"), **common)
 
 
 def test_corpus_is_big_enough() -> None:

@@ -18,14 +18,12 @@ carry the message and a hint, and leave nothing under ``build/``.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
 
+from tests.badinput import assert_clean_json_error, assert_clean_text_error, load_expect, run_both
 from tests.conftest import REPO
 from tests.stages.test_provisioning_support import cli, clean_env, make_certs, make_workspace
 
@@ -40,62 +38,31 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_certs(tmp_path_factory.mktemp("ppkg-bad-certs"))
 
 
-def _argv(case: str, expect: dict, as_json: bool) -> list[str]:
+def _argv(case: str, expect: dict) -> list[str]:
     answer = f"prov/{case}/customizations.xml"
     if expect.get("command") == "resolve":
         argv = ["ppkg.resolve", "--device", f"prov/{case}/device.yaml", answer]
     else:
         argv = ["buildppkg", answer, *expect.get("args", [])]
-    return [*cli(), *argv, *(["--json"] if as_json else [])]
+    return [*cli(), *argv]
+
+
+def _make_workspace(base: Path, case: str, certs: Path) -> tuple[Path, dict[str, str]]:
+    ws = make_workspace(base, certs)
+    shutil.copytree(CORPUS / case, ws / "prov" / case, ignore=shutil.ignore_patterns("expect.toml"))
+    return ws, clean_env()
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_answer_file_fails_cleanly(case: str, tmp_path: Path, certs: Path) -> None:
-    expect = tomllib.loads((CORPUS / case / "expect.toml").read_text())
-    assert set(expect) <= KEYS, f"{case}/expect.toml: unknown keys {set(expect) - KEYS}"
-    assert {"message", "file", "hint"} <= set(expect), f"{case}/expect.toml needs message, file and hint"
-    file, line, message = expect["file"], expect.get("line"), expect["message"]
-    where = f"{file}:{line}:" if line else f"{file}: "
-    procs = {}
-    for mode in ("text", "json"):
-        ws = make_workspace(tmp_path / mode, certs)
-        shutil.copytree(CORPUS / case, ws / "prov" / case, ignore=shutil.ignore_patterns("expect.toml"))
-        procs[mode] = (ws, subprocess.Popen(_argv(case, expect, mode == "json"), cwd=ws, env=clean_env(),
-                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE))
-    out = {}
-    for mode, (ws, proc) in procs.items():
-        try:
-            stdout, stderr = proc.communicate(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            pytest.fail(f"{mode} run of {case} took more than {TIMEOUT} s")
-        out[mode] = (ws, proc.returncode, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
-
-    ws, rc, stdout, stderr = out["text"]
-    shown = f"exit {rc}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    assert rc == 1, shown
-    assert "Traceback" not in stdout + stderr, shown
-    matching = [ln for ln in (stdout + stderr).splitlines() if message in ln]
-    assert matching, f"no error line contains {message!r}\n{shown}"
-    located = [ln for ln in matching if where in ln]
-    assert located, f"the error {message!r} does not name {where!r}\n{shown}"
-    assert [ln for ln in located if "(fix: " in ln and expect["hint"] in ln.split("(fix: ", 1)[1]], \
-        f"the error {message!r} has no 'fix:' hint containing {expect['hint']!r}\n{shown}"
-    assert _written(ws) == [], f"a failed build left files behind\n{shown}"
-
-    ws, rc, stdout, stderr = out["json"]
-    shown = f"exit {rc}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    assert rc == 1, shown
-    assert "Traceback" not in stdout + stderr, shown
-    doc = json.loads(stdout)
-    assert doc["ok"] is False, shown
-    errors = list(doc["error"].get("errors") or [doc["error"]])
-    hits = [e for e in errors if message in (e.get("message") or "") and Path(e.get("file") or "").name == file
-            and e.get("line") == line and e.get("hint")]
-    assert hits, f"no JSON error with {message!r} at {file}:{line} and a hint\n{shown}"
-    assert _written(ws) == [], f"a failed build left files behind\n{shown}"
+    expect = load_expect(CORPUS, case, KEYS, ("message", "file", "hint"))
+    out = run_both(_argv(case, expect), lambda mode: _make_workspace(tmp_path / mode, case, certs),
+                   timeout=TIMEOUT, label=case)
+    common = dict(file=expect["file"], line=expect.get("line"), message=expect["message"], exit_code=1,
+                  leftovers=_written, left_behind="a failed build left files behind")
+    assert_clean_text_error(out["text"], hint=expect["hint"], **common)
+    # one JSON error with the message at the place must carry a (non-empty) hint
+    assert_clean_json_error(out["json"], every_hinted=False, **common)
 
 
 def _written(ws: Path) -> list[str]:
