@@ -21,10 +21,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iotbuild.errors import FormatError, InputError, SigningError
-from iotbuild.formats.catalog import read_catalog
+from iotbuild.formats import asn1_ms as ms
+from iotbuild.formats.catalog import FLAT_SIP_GUID, read_catalog
 from iotbuild.formats.ffu import (BlockDataEntry, DiskAccessMethod, DiskLocation, FfuLayoutInfo, FfuPartition,
                                   ImageHeader, SecurityHeader, StoreHeader, build_manifest, ffu_to_raw,
-                                  parse_manifest, read_ffu, verify_ffu, write_ffu)
+                                  build_ffu_catalog, parse_manifest, read_ffu, verify_ffu, verify_ffu_catalog,
+                                  write_ffu)
+from iotbuild.formats.ffu.catalog import ffu_catalog_ctl
 from iotbuild.formats.gpt import BASIC_DATA_TYPE, ESP_TYPE, GptHeader, GptPartition, read_gpt, write_gpt
 from tests.conftest import require_tool
 from tests.formats.test_gpt import sample_layout
@@ -329,8 +332,10 @@ def test_file_layout_and_hash_table_by_hand(tmp_path: Path, disk, signer) -> Non
                == hashes[32 * i:32 * i + 32] for i in range(chunks))
     assert data[image_at + BLOCK:image_at + BLOCK + 4] == bytes(4)  # store header: dwUpdateType 0
     assert data[image_at + BLOCK + 4:image_at + BLOCK + 12] == bytes.fromhex("0100000002000000")
+    # The catalog parses as a signed CTL; its only member is not a SHA-256 one (ffu.md §2.2: SHA-1).
     catalog = read_catalog(data[32:32 + cat])
-    assert catalog.member_digests == {hashlib.sha256(hashes).digest()}
+    assert catalog.members == () and catalog.attributes == {}
+    assert hashlib.sha1(hashes).digest() in data[32:32 + cat]
 
 
 # --- damage ----------------------------------------------------------------------------------------------
@@ -378,8 +383,13 @@ def test_flipped_hash_table_byte_is_not_in_the_catalog(tmp_path: Path, disk, sig
     ffu = build(disk_path, info, tmp_path / "Flash.ffu", signer)
     image = read_ffu(open(ffu, "rb"))
     flip(ffu, 32 + len(image.catalog) + 40)
-    with pytest.raises(SigningError, match="does not list the hash table"):
+    damaged = read_ffu(open(ffu, "rb")).hash_table
+    wanted = (rf"catalog does not list the hash table: its first member 'HashTable.blob' holds SHA-1 "
+              rf"{hashlib.sha1(image.hash_table).hexdigest()}, but the hash table's SHA-1 is "
+              rf"{hashlib.sha1(damaged).hexdigest()}")
+    with pytest.raises(SigningError, match=wanted) as e:
         verify_ffu(ffu, [root_cert])
+    assert e.value.path == str(ffu) and "rebuild the FFU" in e.value.hint
 
 
 def test_untrusted_root_fails(tmp_path: Path, disk, signer) -> None:
@@ -407,8 +417,12 @@ def test_deterministic(tmp_path: Path, disk, signer) -> None:
     a = build(disk_path, info, tmp_path / "a.ffu", signer).read_bytes()
     b = build(disk_path, info, tmp_path / "b.ffu", signer).read_bytes()
     assert a == b
-    # Everything after the security region depends only on the disk and the layout: pin it.
+    # The catalog too (the list identifier is derived from the hash table, thisUpdate is the signing time).
     image = read_ffu(io.BytesIO(a))
+    assert build_ffu_catalog(image.hash_table, signer=signer, signing_time=SIGNING_TIME) == image.catalog
+    other = build_ffu_catalog(image.hash_table[:-1] + b"\0", signer=signer, signing_time=SIGNING_TIME)
+    assert other != image.catalog
+    # Everything after the security region depends only on the disk and the layout: pin it.
     assert hashlib.sha256(a[image.image_offset:]).hexdigest() == (
         "4334226aba6d440eaca97142f79f63a20a02765bf7b0eef9a0fa3664b8876b56")
 
@@ -486,16 +500,107 @@ def test_sgdisk_verifies_the_rebuilt_disk(tmp_path: Path, disk, signer) -> None:
 
 
 def test_outside_tools_check_the_catalog(tmp_path: Path, disk, signer, test_pki) -> None:
+    """ffu.md §2.2/§6: openssl asn1parse shows the member tag, sha1 and SHA-1(hash table); osslsigncode
+    verifies the signature of the extracted catalog against the test root."""
     disk_path, info = disk
     data = build(disk_path, info, tmp_path / "Flash.ffu", signer).read_bytes()
     cat = int.from_bytes(data[0x18:0x1C], "little")
     table = data[32 + cat:32 + cat + int.from_bytes(data[0x1C:0x20], "little")]
     asn1 = openssl_asn1parse(data[32:32 + cat], tmp_path)
-    assert hashlib.sha256(table).hexdigest().upper() in asn1.replace(":", "").upper() or \
-        hashlib.sha256(table).hexdigest().upper() in asn1
+    tag = "HashTable.blob".encode("utf-16-le").hex().upper() + "0000"
+    assert f"[HEX DUMP]:{tag}" in asn1
+    assert ":1.3.6.1.4.1.311.12.1.2" in asn1 and ":1.3.6.1.4.1.311.12.1.3" not in asn1
+    assert ":1.3.6.1.4.1.311.12.2.2" in asn1 and ":sha1" in asn1
+    assert f"[HEX DUMP]:{hashlib.sha1(table).hexdigest().upper()}" in asn1
+    assert hashlib.sha256(table).hexdigest().upper() not in asn1
     if not osslsigncode_at_least(2, 8):
         pytest.skip("osslsigncode < 2.8 does not verify catalogs")
-    (tmp_path / "ffu.cat").write_bytes(data[32:32 + cat])
-    result = osslsigncode_verify(tmp_path / "ffu.cat", test_pki.root, "-verbose")
+    (tmp_path / "catalog.der").write_bytes(data[32:32 + cat])
+    result = osslsigncode_verify(tmp_path / "catalog.der", test_pki.root)
     assert result.returncode == 0 and "Signature verification: ok" in result.output, result.output
-    assert hashlib.sha256(table).hexdigest().upper() in result.field("Message digest")
+    # A flipped byte inside the signed content breaks osslsigncode's check too.
+    bad = bytearray(data[32:32 + cat])
+    at = bytes(bad).index(hashlib.sha1(table).digest())
+    bad[at] ^= 0x55
+    (tmp_path / "bad.der").write_bytes(bytes(bad))
+    assert osslsigncode_verify(tmp_path / "bad.der", test_pki.root).returncode != 0
+
+
+# --- the catalog, as Microsoft makes and checks it (ffu.md §2.2) -----------------------------------------
+def test_catalog_is_microsoft_shaped(tmp_path: Path, disk, signer, root_cert) -> None:
+    disk_path, info = disk
+    ffu = build(disk_path, info, tmp_path / "Flash.ffu", signer)
+    image = read_ffu(open(ffu, "rb"))
+    sha1 = hashlib.sha1(image.hash_table).digest()
+    content_info = ms.ContentInfo.load(image.catalog)
+    signed = content_info["content"]
+    assert signed["encap_content_info"]["content_type"].dotted == ms.CTL_OID == "1.3.6.1.4.1.311.10.1"
+    assert len(signed["signer_infos"]) == 1
+    ctl = signed["encap_content_info"]["content"]
+    assert [o.dotted for o in ctl["subject_usage"]] == ["1.3.6.1.4.1.311.12.1.1"]
+    assert len(ctl["list_identifier"].native) == 16
+    assert ctl["this_update"].native == SIGNING_TIME
+    # CatalogVersion 1: subjectAlgorithm "catalog list member" (…12.1.2) with NULL parameters.
+    assert ctl["subject_algorithm"]["algorithm"].dotted == "1.3.6.1.4.1.311.12.1.2"
+    assert ctl["subject_algorithm"]["parameters"].dump() == b"\x05\x00"
+    assert not ctl["extensions"].native  # the CDF has no catalog attributes
+    (member,) = list(ctl["trusted_subjects"])
+    assert member["subject_identifier"].native == b"H\0a\0s\0h\0T\0a\0b\0l\0e\0.\0b\0l\0o\0b\0\0\0"
+    attrs = {a["type"].dotted: a["values"] for a in member["subject_attributes"]}
+    assert set(attrs) == {"1.3.6.1.4.1.311.2.1.4", "1.3.6.1.4.1.311.12.2.2"}
+    (indirect,) = list(attrs["1.3.6.1.4.1.311.2.1.4"])
+    assert indirect["data"]["type"].dotted == "1.3.6.1.4.1.311.2.1.25"
+    assert indirect["data"]["value"].dump() == bytes.fromhex("a2028000")  # [2]{[0]{}}: empty file link
+    assert indirect["message_digest"]["digest_algorithm"]["algorithm"].dotted == "1.3.14.3.2.26"  # sha1
+    assert indirect["message_digest"]["digest_algorithm"]["parameters"].dump() == b"\x05\x00"
+    assert indirect["message_digest"]["digest"].native == sha1
+    # Microsoft's GetCatalogHash: the last 20 bytes of the first member's encoded indirect data.
+    assert indirect.dump()[-20:] == sha1
+    (member_info,) = list(attrs["1.3.6.1.4.1.311.12.2.2"])
+    parsed = ms.CatalogMemberInfo.load(member_info.dump())
+    assert parsed["subject_guid"].native == FLAT_SIP_GUID == "{DE351A42-8E59-11D0-8C47-00C04FC295EE}"
+    assert parsed["cert_version"].native == 0x0200
+    # The verifier reports what it checked.
+    result = verify_ffu(ffu, [root_cert])
+    assert result.catalog.member_tag == "HashTable.blob" and result.catalog.member_hash == sha1
+    assert result.signature.chain_trusted
+
+
+def test_unsigned_catalog_is_the_ffu_md_template() -> None:
+    """Our CTL in an unsigned SignedData (no certificates, no signers) is ffu.md §2.2's 328-byte template:
+    same length, same element offsets, SHA-1 at 206..226, and equal to the template outside the list
+    identifier (65+2..83) and the UTCTime (83+2..98)."""
+    table = hashlib.sha256(b"table").digest() * 103
+    when = datetime(2020, 1, 10, 12, 12, 27, tzinfo=timezone.utc)  # the template's UTCTime 200110121227Z
+    ctl = ffu_catalog_ctl(table, this_update=when)
+    signed = ms.SignedData({"version": "v1", "digest_algorithms": [], "signer_infos": [],
+                            "encap_content_info": {"content_type": ms.CTL_OID, "content": ctl}})
+    der = ms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+    assert len(der) == 328
+    assert der[206:226] == hashlib.sha1(table).digest()
+    assert der[120:152] == bytes.fromhex("041e") + "HashTable.blob".encode("utf-16-le") + bytes(2)
+    assert der[83:98] == b"\x17\x0d200110121227Z"
+    template_head = bytes.fromhex(
+        "30820144 06092a864886f70d010702 a0820135 30820131 020101 3100 30820126 06092b0601040182370a01"
+        "a0820117 30820113 300c060a2b060104018237 0c0101 0410".replace(" ", ""))
+    assert der[:67] == template_head
+    tail = bytes.fromhex(
+        "300e060a2b0601040182370c0102 0500 3081d1 3081ce 041e".replace(" ", "")) + \
+        "HashTable.blob".encode("utf-16-le") + bytes(2) + bytes.fromhex(
+        "3181ab 3045 060a2b06010401823702 0104 3137 3035 3010 060a2b06010401823702 0119 a202 8000"
+        "3021 3009 06052b0e03021a 0500 0414".replace(" ", ""))
+    assert der[98:206] == tail
+    member_info = "{DE351A42-8E59-11D0-8C47-00C04FC295EE}".encode("utf-16-be")
+    assert der[226:] == bytes.fromhex("3062 060a2b0601040182370c0202 3154 3052 1e4c".replace(" ", "")) + \
+        member_info + bytes.fromhex("020202003100")
+
+
+def test_catalog_check_is_microsofts(signer, root_cert) -> None:
+    table = bytes(range(256)) * 4
+    catalog = build_ffu_catalog(table, signer=signer, signing_time=SIGNING_TIME)
+    checked = verify_ffu_catalog(catalog, table, [root_cert])
+    assert checked.member_hash == hashlib.sha1(table).digest() and checked.signature.chain_trusted
+    with pytest.raises(SigningError, match="does not list the hash table"):
+        verify_ffu_catalog(catalog, table[:-1], [root_cert])
+    with pytest.raises(FormatError, match="does not contain a catalog"):
+        verify_ffu_catalog(b"", table)

@@ -20,7 +20,7 @@ import enum
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -134,8 +134,6 @@ def build_ctl(members: Iterable[CatalogMember], *, package_name: str, this_updat
               list_identifier: bytes, os_attr: str = OS_ATTR) -> ms.CertificateTrustList:
     """The unsigned CTL (what makecat writes before signtool signs it). Identical members are listed once,
     as makecat does for two files with the same content."""
-    if len(list_identifier) != 16:
-        raise ValueError("list_identifier must be 16 bytes (a GUID)")
     unique = sorted(set(members))
     for a, b in zip(unique, unique[1:]):
         if a.tag_hex == b.tag_hex:
@@ -148,17 +146,33 @@ def build_ctl(members: Iterable[CatalogMember], *, package_name: str, this_updat
                                     "values": [_indirect_data(m)]})
         subjects.append({"subject_identifier": m.tag_hex.encode("utf-16-le") + b"\0\0",
                          "subject_attributes": [memberinfo2, indirect]})
+    return assemble_ctl(subjects, this_update=this_update, list_identifier=list_identifier,
+                        subject_algorithm=ms.CATALOG_LIST_MEMBER2_OID,
+                        attributes={"OSAttr": os_attr, "PackageName": package_name})
+
+
+def assemble_ctl(subjects: Sequence[ms.TrustedSubject | Mapping[str, object]], *, this_update: datetime,
+                 list_identifier: bytes, subject_algorithm: str = ms.CATALOG_LIST_MEMBER2_OID,
+                 attributes: Mapping[str, str] | None = None) -> ms.CertificateTrustList:
+    """A catalog CTL around ready-made ``subjects`` (in the given order): subjectUsage catalog list,
+    ``list_identifier`` (16 bytes), thisUpdate, ``subject_algorithm`` (…12.1.3 = CatalogVersion 2 / SHA-256,
+    …12.1.2 = CatalogVersion 1 / SHA-1) with NULL parameters, and one CAT_NAMEVALUE extension per catalog
+    attribute (none: the extensions field is left out, as makecat does for a CDF without attributes)."""
+    if len(list_identifier) != 16:
+        raise ValueError("list_identifier must be 16 bytes (a GUID)")
     when = this_update.astimezone(timezone.utc).replace(microsecond=0)
-    extensions = [{"extn_id": ms.CAT_NAMEVALUE_OID, "extn_value": _name_value(tag, value).dump()}
-                  for tag, value in (("OSAttr", os_attr), ("PackageName", package_name))]
-    return ms.CertificateTrustList({
+    fields: dict[str, object] = {
         "subject_usage": [ms.CATALOG_LIST_OID],
         "list_identifier": list_identifier,
         "this_update": {"utc_time" if 1950 <= when.year < 2050 else "general_time": when},
-        "subject_algorithm": {"algorithm": ms.CATALOG_LIST_MEMBER2_OID, "parameters": core.Null()},
-        "trusted_subjects": subjects,
-        "extensions": extensions,
-    })
+        "subject_algorithm": {"algorithm": subject_algorithm, "parameters": core.Null()},
+        "trusted_subjects": list(subjects),
+    }
+    if attributes:
+        fields["extensions"] = [{"extn_id": ms.CAT_NAMEVALUE_OID,
+                                 "extn_value": _name_value(tag, value).dump()}
+                                for tag, value in attributes.items()]
+    return ms.CertificateTrustList(fields)
 
 
 def read_catalog(data: bytes, *, trusted_roots: Sequence[AnyCertificate] = (),

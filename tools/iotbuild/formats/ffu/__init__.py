@@ -8,10 +8,11 @@
     ffu_to_raw("Flash.ffu", "disk.raw")
 
 Reference: /work/shared/reference/ffu.md (§1 layout, §2 structures, §3 descriptors and GPT, §4 manifest).
-The catalog is a signed CatalogVersion 2 catalog (:mod:`iotbuild.formats.catalog`) with one member: the
-SHA-256 of the hash table.
+The catalog is shaped like Microsoft's (:mod:`iotbuild.formats.ffu.catalog`, ffu.md §2.2): a signed
+CatalogVersion 1 catalog with one member, ``HashTable.blob``, holding the SHA-1 of the hash table.
 """
 
+from .catalog import FfuCatalog, build_ffu_catalog, verify_ffu_catalog
 from .manifest import (EMMC_USER_DEVICE_PATH, FfuLayoutInfo, FfuPartition, Manifest, build_manifest,
                        parse_manifest)
 from .reader import FfuImage, FfuStore, FfuVerification, check_structure, ffu_to_raw, read_ffu, verify_ffu
@@ -21,7 +22,8 @@ from .writer import FfuInfo, write_ffu
 
 __all__ = [
     "DEFAULT_BLOCK", "EMMC_USER_DEVICE_PATH", "BlockDataEntry", "DescriptorPlan", "DiskAccessMethod",
-    "DiskLocation", "FfuImage", "FfuInfo", "FfuLayoutInfo", "FfuPartition", "FfuStore", "FfuVerification",
-    "FfuVersion", "ImageHeader", "Manifest", "SecurityHeader", "StoreHeader", "build_manifest",
-    "check_structure", "ffu_to_raw", "parse_manifest", "read_ffu", "verify_ffu", "write_ffu",
+    "DiskLocation", "FfuCatalog", "FfuImage", "FfuInfo", "FfuLayoutInfo", "FfuPartition", "FfuStore",
+    "FfuVerification", "FfuVersion", "ImageHeader", "Manifest", "SecurityHeader", "StoreHeader",
+    "build_ffu_catalog", "build_manifest", "check_structure", "ffu_to_raw", "parse_manifest", "read_ffu",
+    "verify_ffu", "verify_ffu_catalog", "write_ffu",
 ]

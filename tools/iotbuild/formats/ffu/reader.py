@@ -1,8 +1,9 @@
 """Read, verify and convert FFU files (reference: ffu.md §1, §2, §5.4 and the §7 conformance checklist).
 
 ``read_ffu`` parses the headers, manifest and write descriptors (payload stays on disk); ``verify_ffu``
-checks the catalog signature, that the catalog lists the hash table, the structure (§7) and every chunk
-hash; ``ffu_to_raw`` replays the descriptors into a sparse raw disk image (last writer wins).
+checks the structure (§7), the catalog signature, that the catalog lists the hash table (Microsoft's
+test: its first member's hash == SHA-1 of the hash table, §2.2) and every chunk hash; ``ffu_to_raw``
+replays the descriptors into a sparse raw disk image (last writer wins).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from ...errors import FormatError, InputError, IotbuildError, SigningError
+from ...errors import FormatError, InputError, IotbuildError
 from ...outputs import atomic_output
 from ..authenticode import AnyCertificate, SignatureInfo
-from ..catalog import verify_catalog
+from .catalog import FfuCatalog, verify_ffu_catalog
 from .manifest import Manifest, parse_manifest
 from .records import (HASH_SIZE, BlockDataEntry, DiskAccessMethod, ImageHeader, SecurityHeader, StoreHeader,
                       align)
@@ -75,6 +76,7 @@ class FfuVerification:
     image: FfuImage
     signature: SignatureInfo
     chunks: int                           # chunks whose SHA-256 matched
+    catalog: FfuCatalog                   # the catalog's first member (HashTable.blob) and its SHA-1
 
 
 def _read(fp: BinaryIO, offset: int, size: int, what: str) -> bytes:
@@ -180,17 +182,19 @@ def check_structure(image: FfuImage) -> None:
 
 
 def verify_ffu(path: str | os.PathLike[str], trusted_roots: Sequence[AnyCertificate] = ()) -> FfuVerification:
-    """Check the catalog signature (chain to ``trusted_roots`` if given), that the catalog lists the SHA-256
-    of the hash table, the structure, and every chunk's SHA-256. Raises SigningError or FormatError."""
+    """Check the structure, the catalog signature (chain to ``trusted_roots`` if given), that the catalog
+    lists the hash table as Microsoft's verifier checks it (the last 20 bytes of the first member's indirect
+    data == SHA-1 of the hash table, ffu.md §2.2), and every chunk's SHA-256. Raises SigningError or
+    FormatError."""
     try:
         with open(path, "rb") as fp:
             image = read_ffu(fp)
             check_structure(image)
-            catalog = verify_catalog(image.catalog, trusted_roots)
-            table_digest = hashlib.sha256(image.hash_table).digest()
-            if table_digest not in catalog.member_digests:
-                raise SigningError(f"the catalog does not list the hash table (SHA-256 {table_digest.hex()})",
-                                   hint="the hash table was changed after signing: rebuild the FFU")
+            try:
+                catalog = verify_ffu_catalog(image.catalog, image.hash_table, trusted_roots)
+            except FormatError as e:
+                raise FormatError(f"catalog: {e.what}", offset=32 if e.offset is None else 32 + e.offset,
+                                  hint=e.hint) from None
             bad = _bad_chunks(fp, image)
     except IotbuildError as e:
         e.path = e.path or os.fspath(path)
@@ -201,7 +205,7 @@ def verify_ffu(path: str | os.PathLike[str], trusted_roots: Sequence[AnyCertific
         raise FormatError(f"{len(bad)} chunk(s) do not match the hash table: {names}{more}",
                           offset=image.image_offset + bad[0] * image.chunk_size, path=os.fspath(path),
                           hint="the file is damaged: copy or rebuild it")
-    return FfuVerification(image, catalog.signature, len(image.hash_table) // HASH_SIZE)
+    return FfuVerification(image, catalog.signature, len(image.hash_table) // HASH_SIZE, catalog)
 
 
 def _bad_chunks(fp: BinaryIO, image: FfuImage) -> list[int]:

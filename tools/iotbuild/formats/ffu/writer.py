@@ -5,7 +5,8 @@ Two passes over the disk, never more than a few blocks in memory:
 1. scan: read the disk block by block (holes of a sparse file are skipped with SEEK_DATA) and keep the
    SHA-256 of every non-zero block: 32 bytes per used block, not the blocks;
 2. pick the write descriptors (the "MS" or "compat" plan), build the manifest and store metadata, the hash
-   table (metadata chunk hashes + the payload hashes from pass 1) and the signed catalog over it;
+   table (metadata chunk hashes + the payload hashes from pass 1) and the signed catalog over it (one
+   ``HashTable.blob`` member with the SHA-1 of the hash table, as Microsoft's tools make it: ffu.md §2.2);
 3. write security region, metadata, then copy the payload blocks from the disk again, checking each one
    against its pass-1 hash (a disk that changed in between is an error, not a silently wrong FFU).
 
@@ -26,13 +27,11 @@ from typing import BinaryIO, Union
 
 from ...errors import FormatError, InputError
 from ..authenticode import SignerLike
-from ..catalog import CatalogMember, build_catalog
 from ..gpt import ENTRY_ARRAY_BYTES, GptLayout, read_gpt
+from .catalog import build_ffu_catalog
 from .manifest import FfuLayoutInfo, build_manifest
 from .records import (DEFAULT_BLOCK, WIPE_BYTES, BlockDataEntry, DescriptorPlan, FfuVersion, ImageHeader,
                       SecurityHeader, StoreHeader, align, begin, end)
-
-CATALOG_PACKAGE_NAME = "HashTable.blob"  # the member name MS gives the hash table in its CDF (ffu.md §2.2)
 
 # Where a payload block comes from: a disk block index (read in pass 3), or bytes built in memory.
 Source = Union[int, bytes]
@@ -52,6 +51,7 @@ class FfuInfo:
     data_blocks: int                # partition blocks with data (the rest are GPT/wipe blocks)
     unpartitioned_blocks: int       # non-zero blocks outside every partition and GPT: not stored
     hash_table_sha256: bytes
+    hash_table_sha1: bytes          # what the catalog's HashTable.blob member holds (ffu.md §2.2)
     catalog_size: int
     manifest: bytes
 
@@ -123,9 +123,7 @@ def write_ffu(out: BinaryIO, disk: BinaryIO, *, disk_size: int, sector_size: int
         table.write(digest_of(src))
     hash_table = table.getvalue()
     table_digest = hashlib.sha256(hash_table).digest()
-    catalog = build_catalog([CatalogMember.from_digest(table_digest)], package_name=CATALOG_PACKAGE_NAME,
-                            signer=signer, signing_time=signing_time,
-                            list_identifier=hashlib.sha256(b"iotbuild ffu\0" + table_digest).digest()[:16])
+    catalog = build_ffu_catalog(hash_table, signer=signer, signing_time=signing_time)
     security = SecurityHeader(block_size // 1024, len(catalog), len(hash_table)).to_bytes()
     security_region = _pad(security + catalog + hash_table, block_size)
 
@@ -144,7 +142,8 @@ def write_ffu(out: BinaryIO, disk: BinaryIO, *, disk_size: int, sector_size: int
     out.flush()
     file_size = len(security_region) + len(metadata) + len(entries) * block_size
     return FfuInfo(version, plan, block_size, sector_size, disk_size, file_size, len(entries),
-                   len(data_required) + len(data_other), unpartitioned, table_digest, len(catalog), manifest)
+                   len(data_required) + len(data_other), unpartitioned, table_digest,
+                   hashlib.sha1(hash_table).digest(), len(catalog), manifest)
 
 
 def _check_sizes(disk_size: int, sector_size: int, block_size: int) -> None:
