@@ -13,6 +13,8 @@ apt_pkgs=(python3 python3-venv python3-pip ca-certificates openssl)
 apt_pkgs+=(gcab cabextract)
 # provisioning packages are WIM files: wimlib-imagex; sgdisk checks the GPTs we write
 apt_pkgs+=(wimtools gdisk)
+# offline registry hives are checked with hivex (hivexsh, hivexget, hivexregedit)
+apt_pkgs+=(libhivex-bin libwin-hivex-perl)
 
 sudo_=""
 [ "$(id -u)" -ne 0 ] && sudo_="sudo"
