@@ -30,15 +30,11 @@ from lxml import etree
 from ..errors import InputError, InputErrors
 from ..xmledit import XmlTextDocument
 from ..xmlsafe import localname, parse
+from .wmxml import ReleaseType  # one closed set for packages and images
 
 NS = "http://schemas.microsoft.com/embedded/2004/10/ImageUpdate"
 _FID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _VAR_RE = re.compile(r"%([A-Za-z_][A-Za-z0-9_()]*)%")
-
-
-class ReleaseType(StrEnum):
-    PRODUCTION = "Production"
-    TEST = "Test"
 
 
 class BuildType(StrEnum):
