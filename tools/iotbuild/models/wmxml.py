@@ -577,26 +577,15 @@ def _service(el, ctx: _Ctx) -> ServiceItem | None:
                 ok = False
     reset = None
     actions: list[FailureAction] = []
-    for c in el:
-        if not isinstance(c.tag, str):
-            continue
-        if localname(c) != "failureActions":
-            ctx.err(f"unknown element <{localname(c)}> in <service>", c, hint="only <failureActions> is allowed")
-            ok = False
-            continue
+    # Unknown children are recorded by _children; load() then refuses the file, so they need no `ok = False`.
+    for c in _children(el, "failureActions", ctx):
         _check_attrs(c, {"resetPeriod"}, ctx)
         try:
             reset = int(c.get("resetPeriod", "0"))
         except ValueError:
             ctx.err(f"resetPeriod={c.get('resetPeriod')!r} is not a number of seconds", c)
             ok = False
-        for acts in c:
-            if not isinstance(acts.tag, str):
-                continue
-            if localname(acts) != "actions":
-                ctx.err(f"unknown element <{localname(acts)}> in <failureActions>", acts, hint="use <actions>")
-                ok = False
-                continue
+        for acts in _children(c, "actions", ctx):
             for act in _children(acts, "action", ctx):
                 _check_attrs(act, {"type", "delay"}, ctx)
                 t = act.get("type", "none")
