@@ -21,6 +21,12 @@ INSTALL_HINTS = {
     "gcab": "apt-get install --no-install-recommends gcab",
     "openssl": "apt-get install --no-install-recommends openssl",
     "wimlib-imagex": "apt-get install --no-install-recommends wimtools (or run scripts/setup.sh)",
+    **{tool: "apt-get install --no-install-recommends dosfstools (or run scripts/setup.sh)"
+       for tool in ("mkfs.fat", "fsck.fat")},
+    **{tool: "apt-get install --no-install-recommends mtools (or run scripts/setup.sh)"
+       for tool in ("mcopy", "mmd", "mdir", "mtype", "mattrib")},
+    **{tool: "apt-get install --no-install-recommends ntfs-3g (or run scripts/setup.sh)"
+       for tool in ("mkntfs", "ntfslabel", "ntfsfix", "ntfscat", "ntfsls", "ntfsinfo")},
 }
 
 
