@@ -15,6 +15,10 @@ apt_pkgs+=(gcab cabextract)
 apt_pkgs+=(wimtools gdisk)
 # offline registry hives are checked with hivex (hivexsh, hivexget, hivexregedit)
 apt_pkgs+=(libhivex-bin libwin-hivex-perl)
+# images: FAT32 with mkfs.fat + mtools, NTFS with mkntfs + wimlib (ntfs-3g also brings ntfsfix/ntfscat)
+apt_pkgs+=(dosfstools mtools ntfs-3g)
+# smoke test: QEMU (TCG) + OVMF; busybox-static goes into the sample board's initramfs
+apt_pkgs+=(qemu-system-x86 qemu-utils ovmf busybox-static)
 
 sudo_=""
 [ "$(id -u)" -ne 0 ] && sudo_="sudo"
@@ -35,6 +39,48 @@ if [ "$need_apt" = 1 ]; then
     $sudo_ apt-get update -qq
     $sudo_ apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
     $sudo_ apt-get install -y -qq --no-install-recommends -t bookworm-backports osslsigncode >/dev/null
+fi
+
+# The sample board's boot payload (bsp/QEMUx64/Board.xml): Debian's 6.12 cloud kernel (it has ntfs3) and
+# systemd-boot, fetched as .debs and only unpacked later by `invoke bsp.prepare` (installing them would run the
+# kernel's postinst and upgrade systemd). Skipped when build/debs already holds them, so re-runs need no network.
+# The kernel's versioned name comes from the meta-package: pinned names disappear when Debian updates.
+fetch_debs() {
+    local dir="$here/build/debs" kpkg tmp
+    local apt=(apt-get -q -o DPkg::Lock::Timeout=600)
+    [ "$(id -u)" -eq 0 ] && apt+=(-o APT::Sandbox::User=root)
+    mkdir -p "$dir"
+    local want=()
+    compgen -G "$dir/linux-image-6.12.*-cloud-amd64_*.deb" >/dev/null || want+=(kernel)
+    compgen -G "$dir/systemd-boot-efi_*.deb" >/dev/null || want+=(systemd-boot-efi)
+    [ ${#want[@]} -eq 0 ] && return 0
+    kpkg=$(apt-cache depends linux-image-6.12-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-6/{print $2; exit}')
+    local names=()
+    for w in "${want[@]}"; do
+        if [ "$w" = kernel ]; then
+            [ -n "$kpkg" ] || return 1
+            names+=("$kpkg")
+        else
+            names+=("$w")
+        fi
+    done
+    tmp=$(mktemp -d "$dir/.download.XXXXXX")
+    if (cd "$tmp" && "${apt[@]}" download "${names[@]}" >/dev/null); then
+        mv "$tmp"/*.deb "$dir"/
+        rm -rf "$tmp"
+        return 0
+    fi
+    rm -rf "$tmp"
+    return 1
+}
+if ! fetch_debs; then
+    # stale or empty package lists (a fresh machine where nothing needed installing): refresh once and retry
+    $sudo_ apt-get update -qq
+    if ! fetch_debs; then
+        echo "setup: cannot download linux-image-6.12-cloud-amd64's kernel and systemd-boot-efi into build/debs" >&2
+        echo "setup: they come from bookworm-security / bookworm: check /etc/apt/sources.list*" >&2
+        exit 1
+    fi
 fi
 
 cd "$here"

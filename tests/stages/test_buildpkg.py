@@ -19,7 +19,7 @@ from tests.conftest import REPO, require_tool
 CLI = [sys.executable, "-m", "iotbuild.cli"]
 SAMPLE_PACKAGES = {"Contoso.Registry.Version", "Contoso.Registry.AllTypes", "Contoso.Custom.Files",
                    "Contoso.Services.Heartbeat", "Contoso.Custom.OOBE", "Contoso.Custom.EFIESP",
-                   "Contoso.QEMUx64.SampleDriver", "Contoso.QEMUx64.DeviceLayout"}
+                   "Contoso.QEMUx64.SampleDriver", "Contoso.QEMUx64.DeviceLayout", "Contoso.QEMUx64.BootChain"}
 
 
 def run_cli(ws: Path, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:

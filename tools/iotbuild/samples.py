@@ -13,7 +13,10 @@ GENERATED = {
 
 
 def prepare(root: Path) -> list[Path]:
-    """Write every generated sample file that is missing or stale; return what was written."""
+    """Write every generated sample file that is missing or stale; return what was written.
+
+    That includes each board's prepared boot chain (``bsp/<Board>/Board.xml`` with a ``<BootChain>``), made
+    from the Debian packages scripts/setup.sh fetched; a set made before is copied from the shared cache."""
     written = []
     for rel, make in GENERATED.items():
         path = root / rel
@@ -21,4 +24,17 @@ def prepare(root: Path) -> list[Path]:
         if not path.is_file() or path.read_bytes() != data:
             write_atomic(path, data)
             written.append(path)
+    written += prepare_boot_chains(root)
+    return written
+
+
+def prepare_boot_chains(root: Path) -> list[Path]:
+    from .models.board import FILE_NAME, load_board
+    from .stages.bsp import default_cache_dir, default_debs_dirs, prepare_boot_chain
+    written: list[Path] = []
+    for board_file in sorted((root / "bsp").glob(f"*/{FILE_NAME}")):
+        board = load_board(board_file)
+        if board.boot_chain is not None:
+            r = prepare_boot_chain(board, debs_dirs=default_debs_dirs(root), cache_dir=default_cache_dir(root))
+            written += r.written
     return written
