@@ -140,6 +140,9 @@ def test_queries(fm_ws):
 
 def test_checkfeatures_and_checkpackages(fm_ws):
     run_cli(fm_ws, "checkfeatures", "SampleA", "Test")
+    # SampleA's product packages (Provisioning.Auto wraps its ppkg) are built per product, as buildimage does
+    run_cli(fm_ws, "buildppkg", "SampleA")
+    run_cli(fm_ws, "buildpkg", "Provisioning.Auto", "--product", "SampleA")
     res = json.loads(run_cli(fm_ws, "checkpackages", "SampleA", "Retail", "--json").stdout)
     names = {p["name"] for p in res["packages"]}
     assert "Contoso.Custom.OOBE.cab" in names and "Contoso.QEMUx64.DeviceLayout.cab" in names
@@ -209,13 +212,12 @@ def test_microsoft_packages_from_an_iso(fm_ws, tmp_path):
     # a board FM that uses a Microsoft package: buildfm copies it out of the ISO and verifies it
     bsp_fm = ws / "bsp/QEMUx64/Packages/QEMUx64FM.xml"
     bsp_fm.write_text(bsp_fm.read_text().replace(
-        "<BasePackages />", '<BasePackages><PackageFile Path="%MSPKG_DIR%" Name="Microsoft.Sample.Feature.cab"/>'
-                            "</BasePackages>"))
+        "<BasePackages>", '<BasePackages><PackageFile Path="%MSPKG_DIR%" Name="Microsoft.Sample.Feature.cab"/>', 1))
     run_cli(ws, "buildfm", "QEMUx64", env=env)
     assert (ws / "build/amd64/mspkgs/Microsoft.Sample.Feature.cab").read_bytes() == ms_cab.read_bytes()
     # a product may now name the Microsoft feature
     oi = ws / "products/SampleA/TestOEMInput.xml"
-    oi.write_text(oi.read_text().replace("<Microsoft />", "<Microsoft><Feature>IOT_SAMPLE</Feature></Microsoft>"))
+    oi.write_text(oi.read_text().replace("<Microsoft>", "<Microsoft><Feature>IOT_SAMPLE</Feature>", 1))
     run_cli(ws, "checkfeatures", "SampleA", "Test", env=env)
     p = run_cli(ws, "checkfeatures", "SampleA", "Test", check=False)  # without the ISO the feature is unknown
     assert p.returncode == 1 and "Microsoft feature IOT_SAMPLE is not defined" in p.stderr and "MSPkgRoot" in p.stderr

@@ -194,3 +194,29 @@ def authenticode_pe_hash(source: str | os.PathLike[str] | BinaryIO | bytes | byt
                 h.update(chunk)
                 left -= len(chunk)
         return h.digest()
+
+
+WIN_CERT_TYPE_PKCS_SIGNED_DATA = 0x0002
+
+
+def attribute_certificates(source: str | os.PathLike[str] | BinaryIO | bytes | bytearray | memoryview) -> list[bytes]:
+    """The PKCS#7 SignedData blobs of an image's attribute certificate table (embedded Authenticode signatures).
+
+    Each WIN_CERTIFICATE is ``dwLength, wRevision, wCertificateType`` then the blob, 8-byte aligned. Only
+    PKCS_SIGNED_DATA entries are returned; an image without a table gives an empty list.
+    """
+    with _open(source) as fp:
+        layout = _layout(fp)
+        if not layout.cert_table_offset:
+            return []
+        table = _read_at(fp, layout.cert_table_offset, layout.cert_table_size)
+    out, at = [], 0
+    while at + 8 <= len(table):
+        length, _revision, kind = struct.unpack_from("<IHH", table, at)
+        if length < 8 or at + length > len(table):
+            raise FormatError(f"PE: WIN_CERTIFICATE length {length} runs past the certificate table",
+                              offset=layout.cert_table_offset + at)
+        if kind == WIN_CERT_TYPE_PKCS_SIGNED_DATA:
+            out.append(table[at + 8:at + length])
+        at += (length + 7) & ~7
+    return out

@@ -91,11 +91,19 @@ def load_product(ws: Workspace, product: str, config: str) -> tuple[OEMInput, li
     return oi, fms, idx
 
 
+# Microsoft features the image step implements itself when no Microsoft FM defines them (no MSPkgRoot):
+# they are image settings, not content. IOT_ENABLE_TESTSIGNING lets Windows load test-signed code; the image
+# records it (stages/imggen/rules.py) and the release rules require it for test-signed packages.
+BUILTIN_FEATURES = {"IOT_ENABLE_TESTSIGNING": "test signing enabled (recorded in the SYSTEM hive by buildimage)"}
+
+
 def check_features(oi: OEMInput, idx: FeatureIndex, fms: list[FeatureManifest]) -> list[InputError]:
     issues: list[InputError] = []
     for group, refs in (("OEM", oi.oem_features), ("Microsoft", oi.microsoft_features)):
         for f in refs:
             hit = idx.lookup(f.id)
+            if hit is None and group == "Microsoft" and f.id.upper() in BUILTIN_FEATURES:
+                continue
             if hit is None:
                 hint = "define it in an FM listed under AdditionalFMs, then run invoke buildfm"
                 if group == "Microsoft" and not any(o == "Microsoft" for o in idx.owners.values()):

@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from . import author, ffu, fm, pkg, ppkg
+from . import author, ffu, fm, image, pkg, ppkg, smoke
 
 ns = Collection()
 for _t in (pkg.buildpkg, pkg.verifycab, pkg.preparesamples, author.newproduct, author.newbsp, author.newpkg,
@@ -11,5 +11,8 @@ for _t in (pkg.buildpkg, pkg.verifycab, pkg.preparesamples, author.newproduct, a
 for _t in (fm.buildfm, fm.listfeatures, fm.featurepackages, fm.checkfeatures, fm.checkpackages):
     ns.add_task(_t)
 ns.add_task(ppkg.buildppkg)
+ns.add_task(image.buildimage)
 ns.add_collection(ppkg.ns)
 ns.add_collection(ffu.ns)
+ns.add_task(smoke.smoketest)
+ns.add_collection(smoke.ns)

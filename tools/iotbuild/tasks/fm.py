@@ -103,7 +103,9 @@ def checkpackages(c, product, config, json=False, workspace=None):
         p = Path(ref.location)
         if not p.is_file():
             issues.append(InputError(f"package {ref.name} is missing ({p})", path=ref.fm, line=ref.line,
-                                     hint="run invoke buildpkg and invoke buildfm all"))
+                                     hint="run invoke buildpkg and invoke buildfm all; a product's own packages are built "
+                                          "by invoke buildimage (or invoke buildppkg <P>, then invoke buildpkg "
+                                          "<package> --product <P>)"))
             continue
         try:
             v = verify_package(p, trusted_roots=roots)
