@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...errors import InputError, InputErrors
+from ...errors import FormatError, InputError, InputErrors
 from ...formats.cab import CabReader
 from ...formats.regf import append_multi_sz, canonical_path, merge_keys, split_by_hive, write_hive
 from ...formats.regfile import RegKey, RegType, RegValue, parse_reg, parse_rga
@@ -197,6 +197,11 @@ def stage_packages(packages: Sequence[ImagePackage], root: Path, *, extra_regist
                         st.add(partition, entry.device_path, pkg.name, chunks)
                 except InputError as e:
                     issues.append(e)
+                    for _ in chunks:
+                        pass
+                except FormatError as e:
+                    issues.append(InputError(f"package {pkg.name}: {e}", path=pkg.cab,
+                                             hint="rebuild the package; its registry file cannot be read"))
                     for _ in chunks:
                         pass
         if on_package:
