@@ -20,6 +20,8 @@ def prepare(root: Path) -> list[Path]:
     written = []
     for rel, make in GENERATED.items():
         path = root / rel
+        if not path.parent.is_dir():  # not this sample workspace (or the package was removed)
+            continue
         data = make()
         if not path.is_file() or path.read_bytes() != data:
             write_atomic(path, data)

@@ -77,7 +77,8 @@ def verifycab(c, cab, ca=None, json=False, workspace=None):
 @task(help={"workspace": "workspace folder"})
 @handle_errors
 def preparesamples(c, workspace=None):
-    """Generate the sample workspace's binary inputs (the sample driver's placeholder .sys)."""
+    """Generate the sample workspace's binary inputs: the sample driver's placeholder .sys and the QEMU board's
+    boot chain (kernel, initramfs, systemd-boot from the Debian packages scripts/setup.sh fetched)."""
     from .. import samples
     ws = open_workspace(workspace)
     written = samples.prepare(ws.root)

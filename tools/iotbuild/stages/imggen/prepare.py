@@ -1,5 +1,7 @@
 """What ``buildimage`` brings up to date before it resolves anything (the kit's createimage steps 3–9).
 
+0. the sample workspace's generated inputs (``iotbuild.samples``: the placeholder driver, the QEMU board's
+   boot chain from the Debian packages set-up fetched), when the workspace has those packages;
 1. the product's provisioning package (``products/<P>/prov/customizations.xml`` → ``ppkgs/<P>Prov.ppkg``),
    replaced only when its bytes change, so that the packages wrapping it stay up to date;
 2. the product's own packages (``products/<P>/Packages``, built with ``PROD=<P>``: Provisioning.Auto);
@@ -48,7 +50,9 @@ def provisioning_package(ws: Workspace, product: str) -> Path | None:
 
 def prepare_inputs(ws: Workspace, product: str, *, jobs: int | None = None) -> None:
     from ..featuremerge import buildfm
+    from ... import samples
     from ..pkggen import select
+    samples.prepare(ws.root)  # the sample board's generated inputs (.sys, boot chain); nothing elsewhere
     provisioning_package(ws, product)
     product_pkgs = ws.products_dir / product / "Packages"
     if product_pkgs.is_dir() and any(product_pkgs.rglob("*.wm.xml")):
