@@ -51,3 +51,21 @@ def test_info_verify_toraw(tmp_path, signer, test_pki):  # noqa: F811
 def test_missing_file_is_one_clear_error(tmp_path):
     p = cli("ffu.info", "missing.ffu", cwd=tmp_path)
     assert p.returncode == 1 and "missing.ffu: file not found" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_toraw_vhdx_is_read_back_by_qemu_img(tmp_path, signer):  # noqa: F811
+    from tests.conftest import require_tool
+    require_tool("qemu-img")
+    raw = tmp_path / "disk.raw"
+    info = make_disk(raw)
+    ffu = build(raw, info, tmp_path / "Flash.ffu", signer)
+    vhdx = tmp_path / "disk.vhdx"
+    r = cli("ffu.toraw", str(ffu), str(vhdx), "--vhdx", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(vhdx)], check=True,
+                                      capture_output=True, text=True).stdout)
+    assert shown["format"] == "vhdx" and shown["virtual-size"] == raw.stat().st_size
+    back = tmp_path / "back.raw"
+    subprocess.run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", str(vhdx), str(back)], check=True)
+    assert back.read_bytes() == raw.read_bytes()
+    assert not list(tmp_path.glob(".disk.vhdx.*"))  # no work folder left behind

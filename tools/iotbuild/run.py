@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 StrPath = Union[str, os.PathLike[str]]
 
 INSTALL_HINTS = {
+    "qemu-img": "apt-get install --no-install-recommends qemu-utils (or run scripts/setup.sh)",
     "osslsigncode": "run scripts/setup.sh (installs osslsigncode >= 2.8 from bookworm-backports)",
     "cabextract": "apt-get install --no-install-recommends cabextract",
     "gcab": "apt-get install --no-install-recommends gcab",

@@ -70,16 +70,34 @@ def verify(c, file, ca=None, json=False, workspace=None):
             f"{'yes' if sig.chain_trusted else 'no'})")
 
 
-@task(help={"file": "the .ffu file", "out": "the raw disk image to write (sparse)", "json": "print a JSON result"})
+@task(help={"file": "the .ffu file", "out": "the disk image to write (raw and sparse, unless --vhdx)",
+            "vhdx": "write a VHDX (dynamic) through qemu-img instead of a raw image", "json": "print a JSON result"})
 @handle_errors
-def toraw(c, file, out, json=False):
-    """Write the disk an FFU describes as a raw (sparse) image, e.g. for QEMU."""
+def toraw(c, file, out, vhdx=False, json=False):
+    """Write the disk an FFU describes as a raw (sparse) image, e.g. for QEMU; or as a VHDX with --vhdx."""
+    import os
+    import tempfile
+
+    from ..run import run
     p = _existing(file)
-    size = ffufmt.ffu_to_raw(p, out)
-    if json:
-        emit_json({"ok": True, "file": str(p), "raw": str(out), "bytes": size})
+    dest = Path(out)
+    if not vhdx:
+        size = ffufmt.ffu_to_raw(p, dest)
     else:
-        say(f"ffu.toraw: {out} ({size} bytes)")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+        try:
+            size = ffufmt.ffu_to_raw(p, tmp / "disk.raw")
+            run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic",
+                 tmp / "disk.raw", tmp / "disk.vhdx"], timeout=600)
+            os.replace(tmp / "disk.vhdx", dest)
+        finally:
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+    if json:
+        emit_json({"ok": True, "file": str(p), "out": str(dest), "format": "vhdx" if vhdx else "raw", "bytes": size})
+    else:
+        say(f"ffu.toraw: {dest} ({'VHDX of a ' if vhdx else ''}{size}-byte disk)")
 
 
 ns = Collection("ffu", info, verify, toraw)
