@@ -23,6 +23,7 @@ from .records import (HASH_SIZE, BlockDataEntry, DiskAccessMethod, ImageHeader, 
                       align)
 
 _MAX_METADATA = 64 << 20  # a store's descriptors: 16 B per block, so 64 MiB covers a 512 GiB disk
+DAMAGED_HINT = "the file is damaged or is not an FFU: copy it again or rebuild it"
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,26 @@ def _read(fp: BinaryIO, offset: int, size: int, what: str) -> bytes:
 
 
 def read_ffu(fp: BinaryIO) -> FfuImage:
-    """Parse the security region, image header, manifest and every store's header and descriptors."""
+    """Parse the security region, image header, manifest and every store's header and descriptors.
+
+    A FormatError names the file when ``fp`` was opened by name, and says what to do about it."""
+    try:
+        return _read_ffu(fp)
+    except FormatError as e:
+        name = getattr(fp, "name", None)
+        _located(e, name if isinstance(name, str) else None)
+        raise
+
+
+def _located(e: IotbuildError, path: str | os.PathLike[str] | None) -> None:
+    """Give ``e`` the file's name (if it has none) and, for a damaged file, a hint."""
+    if e.path is None and path is not None:
+        e.path = os.fspath(path)
+    if isinstance(e, FormatError) and not e.hint:
+        e.hint = DAMAGED_HINT
+
+
+def _read_ffu(fp: BinaryIO) -> FfuImage:
     file_size = fp.seek(0, os.SEEK_END)
     security = SecurityHeader.from_bytes(_read(fp, 0, SecurityHeader.LAYOUT.size, "SECURITY_HEADER"))
     chunk = security.chunk_kb * 1024
@@ -193,11 +213,12 @@ def verify_ffu(path: str | os.PathLike[str], trusted_roots: Sequence[AnyCertific
             try:
                 catalog = verify_ffu_catalog(image.catalog, image.hash_table, trusted_roots)
             except FormatError as e:
-                raise FormatError(f"catalog: {e.what}", offset=32 if e.offset is None else 32 + e.offset,
+                what = " ".join(e.what.split())  # one line: parser messages may span several
+                raise FormatError(f"catalog: {what}", offset=32 if e.offset is None else 32 + e.offset,
                                   hint=e.hint) from None
             bad = _bad_chunks(fp, image)
     except IotbuildError as e:
-        e.path = e.path or os.fspath(path)
+        _located(e, path)
         raise
     if bad:
         names = ", ".join(_describe_chunk(image, i) for i in bad[:5])
@@ -266,7 +287,6 @@ def ffu_to_raw(ffu_path: str | os.PathLike[str], out_path: str | os.PathLike[str
                         written.add(at)
                 out.truncate(size)
     except IotbuildError as e:
-        if isinstance(e, FormatError) or e.path is None:
-            e.path = e.path or os.fspath(ffu_path)
+        _located(e, ffu_path)
         raise
     return size

@@ -76,12 +76,8 @@ def check_release_rules(oi: OEMInput, packages: Sequence[ImagePackage], *, retai
             if f.id.upper() in TEST_ONLY_FEATURES:
                 issues.append(InputError(f"feature {f.id} is test-only and may not be in a Production image",
                                          path=where, line=f.line, hint="remove it from the Retail OEMInput"))
-        if signer_test_only:
-            issues.append(InputError(f"the build signs with a TEST ONLY identity ({signer_desc}); a Production "
-                                     "image's FFU catalog must be signed with the retail key",
-                                     path=where, hint='set <Signing Mode="Retail"> with the retail key in '
-                                                      'IoTWorkspace.xml (README "Signing")'))
         retail = {s.strip() for s in retail_roots}
+        test_signed = [p for p in packages if p.test_only]
         for p in packages:
             if p.release_type != "Production":
                 issues.append(InputError(
@@ -90,13 +86,7 @@ def check_release_rules(oi: OEMInput, packages: Sequence[ImagePackage], *, retai
                     hint='set releaseType="Production" in its .wm.xml <onecorePackageInfo> (if it is fit for '
                          "retail) or leave its feature out of the Retail OEMInput"))
             if p.test_only:
-                issues.append(InputError(
-                    f"package {p.name} carries a TEST ONLY signature ({', '.join(p.test_only)}); a Production "
-                    "image must not contain test-signed content", path=p.ref.fm, line=p.ref.line,
-                    hint="rebuild it signed with the retail key: configure <Signing Mode=\"Retail\"> in "
-                         "IoTWorkspace.xml and run invoke buildimage again (packages are re-signed), or replace "
-                         "the prebuilt cab with a retail-signed one"))
-                continue
+                continue  # reported once, below
             top = p.chain[-1] if p.chain else p.signer
             if not retail or top not in retail:
                 issues.append(InputError(
@@ -104,6 +94,22 @@ def check_release_rules(oi: OEMInput, packages: Sequence[ImagePackage], *, retai
                     "retail root", path=p.ref.fm, line=p.ref.line,
                     hint="add the retail root certificate as <TrustedRoot> in IoTWorkspace.xml, or re-sign the "
                          "package with the retail key"))
+        # one error for one cause (a workspace signing in Test mode), as for Test images below
+        if test_signed:
+            p = test_signed[0]
+            more = f" (and {len(test_signed) - 1} more package(s))" if len(test_signed) > 1 else ""
+            also = f"; the build also signs with a TEST ONLY identity ({signer_desc})" if signer_test_only else ""
+            issues.append(InputError(
+                f"package {p.name} carries a TEST ONLY signature ({', '.join(p.test_only)}){more}; a Production "
+                f"image must not contain test-signed content{also}", path=p.ref.fm, line=p.ref.line,
+                hint="rebuild it signed with the retail key: configure <Signing Mode=\"Retail\"> in "
+                     "IoTWorkspace.xml and run invoke buildimage again (packages are re-signed), or replace "
+                     "the prebuilt cab with a retail-signed one"))
+        elif signer_test_only:
+            issues.append(InputError(f"the build signs with a TEST ONLY identity ({signer_desc}); a Production "
+                                     "image's FFU catalog must be signed with the retail key",
+                                     path=where, hint='set <Signing Mode="Retail"> with the retail key in '
+                                                      'IoTWorkspace.xml (README "Signing")'))
     else:
         signed = [p for p in packages if p.test_only]
         if signed and TESTSIGNING_FEATURE not in selected:
