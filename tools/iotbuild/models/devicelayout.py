@@ -136,6 +136,7 @@ class DevicePlatform:
     compressed_partitions: tuple[str, ...] = ()
     additional_mainos_free_sectors: int = 0   # AdditionalMainOSFreeSectorsRequest
     mainos_rtc_reserved_sectors: int = 0      # MainOSRTCDataReservedSectors
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)  # element → line, for errors
 
 
 class _Ctx:
@@ -494,8 +495,9 @@ def parse_device_platform(data: bytes, *, path: str) -> DevicePlatform:
                 hint="add <DevicePlatformIDs><ID>*</ID></DevicePlatformIDs> (* allows any device)")
     compressed = _names(top["CompressedPartitions"], "Name", ctx) if "CompressedPartitions" in top else []
     ctx.raise_if_any()
+    lines = {tag: el.sourceline or 0 for tag, el in top.items() if hasattr(el, "sourceline")}
     return DevicePlatform(path=path, min_sector_count=min_sectors, platform_ids=tuple(ids),
-                          compressed_partitions=tuple(compressed),
+                          compressed_partitions=tuple(compressed), lines=lines,
                           additional_mainos_free_sectors=extra.get("AdditionalMainOSFreeSectorsRequest", 0),
                           mainos_rtc_reserved_sectors=extra.get("MainOSRTCDataReservedSectors", 0))
 

@@ -184,6 +184,7 @@ def plan_disk(layout: DeviceLayout, platform: DevicePlatform | None, content: Ma
             if name.upper() not in names:
                 issues.append(InputError(f"<CompressedPartitions> names {name}, which the device layout "
                                          f"({layout.path}) does not have", path=platform.path,
+                                         line=platform.lines.get("CompressedPartitions"),
                                          hint="remove the name or add the partition"))
 
     sized = [_size(p, by_name.get(p.name.upper(), 0), layout, platform, chunk_sectors, issues)
@@ -264,7 +265,7 @@ def _too_big(sized: list[_Sized], layout: DeviceLayout, platform: DevicePlatform
         f"the partitions need {needed} sectors ({needed * ss:,} bytes: {parts}, plus GPT and alignment) "
         f"but OEMDevicePlatform MinSectorCount is {msc} ({msc * ss:,} bytes): {over} sectors "
         f"({over * ss:,} bytes) too many for the smallest device",
-        path=platform.path,
+        path=platform.path, line=platform.lines.get("MinSectorCount"),
         hint=f"raise MinSectorCount to at least {_round_up(needed, chunk_sectors)} if the device is that "
              f"large, or make partitions smaller in {layout.path} (TotalSectors, MinFreeSectors), or remove "
              "packages")
