@@ -69,3 +69,16 @@ def test_toraw_vhdx_is_read_back_by_qemu_img(tmp_path, signer):  # noqa: F811
     subprocess.run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", str(vhdx), str(back)], check=True)
     assert back.read_bytes() == raw.read_bytes()
     assert not list(tmp_path.glob(".disk.vhdx.*"))  # no work folder left behind
+
+
+def test_info_says_when_a_file_is_damaged(tmp_path, signer):  # noqa: F811
+    raw = tmp_path / "disk.raw"
+    ffu = build(raw, make_disk(raw), tmp_path / "Flash.ffu", signer)
+    whole = json.loads(cli("ffu.info", str(ffu), "--json", cwd=tmp_path).stdout)
+    assert whole["structure_ok"] and whole["problem"] is None
+    cut = tmp_path / "cut.ffu"
+    cut.write_bytes(ffu.read_bytes()[:-131072])
+    shown = json.loads(cli("ffu.info", str(cut), "--json", cwd=tmp_path).stdout)
+    assert not shown["structure_ok"] and "its headers describe" in shown["problem"]
+    text = cli("ffu.info", str(cut), cwd=tmp_path)
+    assert "warning:" in text.stderr and "damaged" in text.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 from invoke import Collection, task
 
 from ..console import emit_json, say
-from ..errors import InputError
+from ..errors import FormatError, InputError
 from ..formats import ffu as ffufmt
 from ._common import handle_errors
 
@@ -38,9 +38,16 @@ def info(c, file, json=False):
     with open(p, "rb") as fp:
         image = ffufmt.read_ffu(fp)
     s = _summary(image)
+    problem = None
+    try:
+        ffufmt.check_structure(image)  # info shows a damaged file too, but says so
+    except FormatError as e:
+        problem = e.what
     if json:
-        emit_json({"ok": True, "file": str(p), **s})
+        emit_json({"ok": True, "file": str(p), **s, "structure_ok": problem is None, "problem": problem})
         return
+    if problem:
+        say(f"warning: {p}: {problem} (the file is damaged; ffu.verify checks everything)")
     say(f"{p}: {s['file_bytes']} bytes, chunk {s['chunk_kb']} KiB, catalog {s['catalog_bytes']} bytes, "
         f"hash table {s['hash_table_bytes']} bytes")
     for name, keys in image.manifest.sections.items():
