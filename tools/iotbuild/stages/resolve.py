@@ -108,6 +108,10 @@ def check_features(oi: OEMInput, idx: FeatureIndex, fms: list[FeatureManifest]) 
                 hint = "define it in an FM listed under AdditionalFMs, then run invoke buildfm"
                 if group == "Microsoft" and not any(o == "Microsoft" for o in idx.owners.values()):
                     hint = "Microsoft features are defined in Microsoft's FMs: set <MSPkgRoot> to the IoT Core packages"
+                from difflib import get_close_matches
+                near = get_close_matches(f.id.upper(), [k for k, o in idx.owners.items() if o == group], n=3, cutoff=0.8)
+                if near:
+                    hint = f"did you mean {' or '.join(idx.spelled[k] for k in near)}? Otherwise " + hint
                 issues.append(InputError(f"{group} feature {f.id} is not defined by any feature manifest",
                                          path=oi.path, line=f.line, hint=hint))
             elif idx.owners.get(hit[0].upper()) != group:
