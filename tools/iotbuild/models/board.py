@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from ..errors import InputError, InputErrors
+from ..errors import InputError
 from ..xmlsafe import localname, parse
+from ._issues import Issues
 
 FILE_NAME = "Board.xml"
 
@@ -87,13 +88,7 @@ class Board:
         return self.path.parent
 
 
-class _Ctx:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.issues: list[InputError] = []
-
-    def err(self, what: str, el, hint: str = "") -> None:
-        self.issues.append(InputError(what, path=self.path, line=getattr(el, "sourceline", None), hint=hint))
+_Ctx = Issues
 
 
 def _child(el, tag: str):
@@ -293,8 +288,7 @@ def load_board(path: str | Path) -> Board:
     chain = _boot_chain(chain_el, ctx) if chain_el is not None else None
     if smoke is not None and chain is not None:
         _check_markers(smoke, chain, ctx)
-    if ctx.issues:
-        raise InputErrors(ctx.issues)
+    ctx.raise_if_any()
     assert smoke is not None
     return Board(name=name, path=path, smoke=smoke, boot_chain=chain)
 

@@ -46,8 +46,9 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from ..errors import InputError, InputErrors
+from ..errors import InputError
 from ..xmlsafe import localname, parse_bytes
+from ._issues import Issues
 
 log = logging.getLogger(__name__)
 
@@ -139,19 +140,9 @@ class DevicePlatform:
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)  # element → line, for errors
 
 
-class _Ctx:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.issues: list[InputError] = []
-
-    def err(self, what: str, at: etree._Element | int | None, hint: str = "") -> None:
-        """Record a problem at an element's line (or at a line number)."""
-        line = at if isinstance(at, int) or at is None else at.sourceline
-        self.issues.append(InputError(what, path=self.path, line=line, hint=hint))
-
-    def raise_if_any(self) -> None:
-        if self.issues:
-            raise InputErrors(sorted(self.issues, key=lambda e: e.line or 0))  # stable: same line keeps order
+class _Ctx(Issues):
+    def raise_if_any(self) -> None:  # type: ignore[override]
+        super().raise_if_any(by_line=True)
 
 
 def _text(el: etree._Element) -> str:

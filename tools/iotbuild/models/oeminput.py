@@ -27,10 +27,11 @@ from pathlib import Path
 
 from lxml import etree
 
-from ..errors import InputError, InputErrors
+from ..errors import InputError
 from ..xmledit import XmlTextDocument
 from ..xmlsafe import localname, parse
 from .wmxml import ReleaseType  # one closed set for packages and images
+from ._issues import Issues
 
 NS = "http://schemas.microsoft.com/embedded/2004/10/ImageUpdate"
 _FID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -127,13 +128,7 @@ def host_path(text: str) -> Path:
     return Path(text.replace("\\", "/"))
 
 
-class _Ctx:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.issues: list[InputError] = []
-
-    def err(self, what: str, el, hint: str = "") -> None:
-        self.issues.append(InputError(what, path=self.path, line=getattr(el, "sourceline", None), hint=hint))
+_Ctx = Issues
 
 
 def _text(el) -> str:
@@ -299,8 +294,7 @@ def from_root(root: etree._Element, path: Path, env: Mapping[str, str] | None = 
     format_dpp = _bool(found["FormatDPP"], ctx) if "FormatDPP" in found else None
     exclude = _bool(found["ExcludePrereleaseFeatures"], ctx) if "ExcludePrereleaseFeatures" in found else None
 
-    if ctx.issues:
-        raise InputErrors(ctx.issues)
+    ctx.raise_if_any()
     return OEMInput(path=path, soc=text("SOC") or "", device=text("Device") or "", release_type=release,
                     build_type=build, languages=langs, boot_ui_language=text("BootUILanguage") or "",
                     boot_locale=text("BootLocale") or "", description=text("Description"), sv=text("SV"),
