@@ -43,6 +43,7 @@ from ...formats.kmod import ModuleTree, decompress, find_module_dir
 from ...models.board import Board, BootChainRecipe
 from ...outputs import atomic_output, build_epoch
 from ...run import run
+from ...digest import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +137,6 @@ def find_debs(recipe: BootChainRecipe, dirs: Sequence[Path], board_path: Path) -
                      hint=SETUP_HINT)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_static(path: Path) -> None:
     """The initramfs has no C library: busybox must be statically linked (no PT_INTERP program header)."""
     try:
@@ -187,8 +180,8 @@ def cache_key(board: Board, debs: Sequence[Path]) -> str:
     assert recipe is not None
     material = {
         "recipe_version": RECIPE_VERSION,
-        "debs": {p.name: _sha256(p) for p in debs},
-        "busybox": _sha256(recipe.busybox),
+        "debs": {p.name: sha256_file(p).hex() for p in debs},
+        "busybox": sha256_file(recipe.busybox).hex(),
         "init": hashlib.sha256(init_script()).hexdigest(),
         "init_conf": _init_conf(recipe).decode(),
         "loader": {k: v.decode() for k, v in _loader_files(board, recipe).items()},

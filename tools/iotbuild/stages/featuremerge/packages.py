@@ -12,6 +12,7 @@ from ...models.featuremanifest import PackageRef
 from ...models.workspace import Workspace
 from .load import LoadedSet, partition_of, unique_by_name
 from .mspackages import MsPackages
+from ...digest import sha256_file
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,8 @@ def _verify_one(path: str, roots: list[str], microsoft: bool) -> tuple[bool, dic
         v = verify_package(Path(path), trusted_roots=[] if microsoft else load_certificates(roots))
     except IotbuildError as e:
         return False, str(e)
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
     return True, {"package": v.package, "partition": _partition(path), "release_type": v.release_type,
-                  "test_only": v.test_only, "sha256": h.hexdigest()}
+                  "test_only": v.test_only, "sha256": sha256_file(path).hex()}
 
 
 def _partition(path: str) -> str:

@@ -43,6 +43,7 @@ from .prepare import prepare_inputs
 from .rules import CodeIntegrity, check_release_rules
 from .sbom import build_sbom
 from .stage import Staging, stage_packages, stamp_tree, write_manifest_file
+from ...digest import sha256_file
 
 LAYOUT_PATH = "\\Windows\\ImageUpdate\\DeviceLayout.xml"
 PLATFORM_PATH = "\\Windows\\ImageUpdate\\OEMDevicePlatform.xml"
@@ -130,7 +131,7 @@ def _fingerprint(res: resolvemod.Resolution, located: list[tuple], options: Imag
                          "epoch": epoch}, sort_keys=True).encode())
     for ref, why, cab in located:
         st = cab.stat()
-        h.update(f"{ref.name}|{why}|{st.st_size}|{_file_sha256(cab)}\n".encode())
+        h.update(f"{ref.name}|{why}|{st.st_size}|{sha256_file(cab).hex()}\n".encode())
     return h.hexdigest()
 
 
@@ -143,14 +144,6 @@ def _code_digest() -> str:
         for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
             if f.is_file():
                 h.update(f.read_bytes())
-    return h.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
     return h.hexdigest()
 
 
@@ -304,7 +297,7 @@ def build_image(ws: Workspace, product: str, config: str, *, options: ImageOptio
         raw.unlink()
 
         step("outputs")
-        result.ffu_sha256 = _file_sha256(ffu_tmp)
+        result.ffu_sha256 = sha256_file(ffu_tmp).hex()
         result.ffu_size = ffu_tmp.stat().st_size
         result.disk_size = disk_size
         result.files = len(st.files)

@@ -9,7 +9,6 @@ PE file inside (a test-signed driver in a retail-signed cab is still a test-sign
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +20,7 @@ from asn1crypto import cms
 from ...errors import InputError, InputErrors, IotbuildError
 from ...models.featuremanifest import PackageRef
 from ..pkggen.dsm import PackageManifest, parse_manifest
+from ...digest import sha256_file
 
 PE_SCAN_MAX = 64 << 20  # PE members larger than this are not scanned for embedded signatures in memory
 
@@ -100,11 +100,7 @@ def _check_one(path: str, roots: list[str]) -> tuple[bool, dict | str]:
                     test_only.append(member.name)
     except IotbuildError as e:
         return False, str(e)
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return True, {"manifest": manifest_xml, "sha256": h.hexdigest(), "size": os.path.getsize(path),
+    return True, {"manifest": manifest_xml, "sha256": sha256_file(path).hex(), "size": os.path.getsize(path),
                   "signer": v.cab_signature.signer_subject, "chain": v.cab_signature.chain_subjects,
                   "trusted": v.cab_signature.chain_trusted and v.catalog_signature.chain_trusted,
                   "package": v.package, "test_only": tuple(test_only)}

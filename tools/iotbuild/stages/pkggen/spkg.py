@@ -25,7 +25,6 @@ from .dsm import FileEntry, FileType, PackageManifest, short_cab_path
 DSM_DIR = r"\Windows\Packages\DsmFiles"
 REG_DIR = r"\Windows\Packages\RegistryFiles"
 CATROOT = r"\Windows\System32\catroot\{F750E6C3-38EE-11D1-85E5-00C04FC295EE}"
-HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -36,12 +35,6 @@ class BuiltPackage:
     size: int
 
 
-def sha256_file(path: Path) -> bytes:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            h.update(chunk)
-    return h.digest()
 
 
 def build_spkg(content: PackageContent, *, out_dir: Path, version: str, cpu_type: str, signer,

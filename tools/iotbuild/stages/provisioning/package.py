@@ -26,6 +26,7 @@ from ...models.workspace import Workspace
 from ...outputs import build_epoch
 from ...signing.identity import load_signer
 from . import compile as comp
+from ...digest import sha256_file
 
 ENCRYPTION_UNSUPPORTED = ("package encryption is not supported: the format of an encrypted .ppkg is undocumented "
                           "(provisioning-ppkg.md §1.5), so iotbuild cannot write one that Windows would read")
@@ -93,7 +94,7 @@ def build_ppkg(ws: Workspace, answer: Path, *, name: str | None = None, allow_un
         ppkg = staging / f"{name}.ppkg"
         wim.capture(tree, ppkg, name=cust.package.name, properties=wim_properties(cust),
                     epoch=epoch, guid=_derived_guid(compiled, epoch, "wim"))
-        digest = _sha256(ppkg)
+        digest = sha256_file(ppkg)
         when = dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
         cat = catfmt.build_catalog([catfmt.CatalogMember.from_digest(digest)], package_name=f"{name}.ppkg",
                                    signer=signer, signing_time=when,
@@ -152,9 +153,3 @@ def _derived_guid(compiled: comp.CompiledPackage, epoch: int, what: str) -> uuid
                                           f"{epoch}:{digest}")
 
 
-def _sha256(path: Path) -> bytes:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.digest()
