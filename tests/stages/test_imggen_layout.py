@@ -33,12 +33,9 @@ from iotbuild.stages.imggen.layout import (
     plan_disk,
     sectors_for,
 )
-from tests.conftest import REPO, require_tool
+from tests.conftest import require_tool
+from tests.models.test_devicelayout import BASIC, ESP, NS, SAMPLE_DIR
 
-SAMPLE_DIR = REPO / "bsp" / "QEMUx64" / "Packages" / "QEMUx64.DeviceLayout"
-NS = "http://schemas.microsoft.com/embedded/2004/10/ImageUpdate"
-ESP = "{c12a7328-f81f-11d2-ba4b-00a0c93ec93b}"
-BASIC = "{ebd0a0a2-b9e5-4433-87c0-68b6b72699c7}"
 MIB = 1 << 20
 
 
